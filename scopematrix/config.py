@@ -1,0 +1,101 @@
+"""YAML loading with line numbers, and pydantic validation errors turned into one fixable line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from scopematrix.errors import UsageError
+
+M = TypeVar("M", bound=BaseModel)
+Loc = tuple[str | int, ...]
+
+
+class Strict(BaseModel):
+    """Base for config models: unknown keys are errors, objects are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _lines(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+    out[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out[(*loc, key.value)] = key.start_mark.line + 1
+            _lines(value, (*loc, key.value), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, (*loc, i), out)
+
+
+def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse a YAML file; return the data and a map from key path to line number."""
+    if not path.is_file():
+        raise UsageError(
+            f"{path}: file not found.", "pass an existing YAML file (see fixtures/ for examples)."
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise UsageError(
+            f"{where}: malformed YAML ({problem}).", "fix the YAML syntax on that line."
+        ) from None
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _lines(node, (), lines)
+    return data, lines
+
+
+def line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return lines.get(())
+
+
+def dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _fix_for(kind: str, loc: Loc, msg: str) -> str:
+    if kind == "extra_forbidden":
+        return f"remove '{loc[-1]}' or correct its spelling."
+    if kind == "missing":
+        return f"add '{loc[-1]}'."
+    if kind.startswith("value_error"):
+        return msg.split("Fix: ", 1)[1] if "Fix: " in msg else "correct the value."
+    return "correct the value's type."
+
+
+def validate(model: type[M], data: Any, path: Path, lines: dict[Loc, int]) -> M:
+    """Validate data against a model; the first error becomes a UsageError with file:line."""
+    if data is None:
+        raise UsageError(f"{path}: the file is empty.", "fill it in as shown in the README.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc: Loc = tuple(err["loc"])
+        line = line_of(lines, loc)
+        where = f"{path}:{line}" if line else str(path)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        problem = msg.split(" Fix: ", 1)[0]
+        fix = _fix_for(err["type"], loc, msg)
+        raise UsageError(f"{where}: {dotted(loc)}: {problem.rstrip('.')}.", fix) from None
+
+
+def fail(problem: str, fix: str) -> ValueError:
+    """A ValueError for pydantic validators that carries its fix."""
+    return ValueError(f"{problem} Fix: {fix}")
