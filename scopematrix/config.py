@@ -34,9 +34,7 @@ def _lines(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
 def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
     """Parse a YAML file; return the data and a map from key path to line number."""
     if not path.is_file():
-        raise UsageError(
-            f"{path}: file not found.", "pass an existing YAML file (see fixtures/ for examples)."
-        )
+        raise UsageError(f"{path}: file not found.", "pass an existing YAML file (see fixtures/ for examples).")
     text = path.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text)
@@ -45,9 +43,7 @@ def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise UsageError(
-            f"{where}: malformed YAML ({problem}).", "fix the YAML syntax on that line."
-        ) from None
+        raise UsageError(f"{where}: malformed YAML ({problem}).", "fix the YAML syntax on that line.") from None
     lines: dict[Loc, int] = {}
     if node is not None:
         _lines(node, (), lines)

@@ -108,12 +108,8 @@ _SPECS: tuple[ScopeSpec, ...] = (
         sensitive=True,
         source="[R24][R38]",
     ),
-    ScopeSpec(
-        "crm.objects.custom.read", "View custom objects", _ANY_ENTERPRISE, (CUSTOM_OBJECTS,), source="[R24]"
-    ),
-    ScopeSpec(
-        "crm.objects.custom.write", "Edit custom objects", _ANY_ENTERPRISE, (CUSTOM_OBJECTS,), source="[R24]"
-    ),
+    ScopeSpec("crm.objects.custom.read", "View custom objects", _ANY_ENTERPRISE, (CUSTOM_OBJECTS,), source="[R24]"),
+    ScopeSpec("crm.objects.custom.write", "Edit custom objects", _ANY_ENTERPRISE, (CUSTOM_OBJECTS,), source="[R24]"),
     ScopeSpec("crm.schemas.custom.read", "View custom object schemas", _ANY_ENTERPRISE, source="[R24]"),
     ScopeSpec("crm.objects.owners.read", "View owners", super_admin_only=True, source="[R19][R41]"),
     ScopeSpec("crm.objects.users.read", "View users", super_admin_only=True, source="[R19][R41]"),
@@ -131,9 +127,7 @@ _SPECS: tuple[ScopeSpec, ...] = (
         source="[R24][R30]",
     ),
     ScopeSpec("crm.schemas.contacts.read", "View contact property settings"),
-    ScopeSpec(
-        "crm.schemas.contacts.write", "Edit contact property settings", permissions=(PROPERTY_SETTINGS,)
-    ),
+    ScopeSpec("crm.schemas.contacts.write", "Edit contact property settings", permissions=(PROPERTY_SETTINGS,)),
     ScopeSpec("crm.lists.read", "View lists"),
     ScopeSpec("crm.lists.write", "Edit lists"),
     ScopeSpec("crm.import", "Import records"),
@@ -152,9 +146,7 @@ _SPECS: tuple[ScopeSpec, ...] = (
         (KB_SETTINGS,),
         source="[R24][R30]",
     ),
-    ScopeSpec(
-        "collector.graphql_query.execute", "Run GraphQL queries", (_need(Hub.CONTENT, _PRO),), source="[R24]"
-    ),
+    ScopeSpec("collector.graphql_query.execute", "Run GraphQL queries", (_need(Hub.CONTENT, _PRO),), source="[R24]"),
     ScopeSpec(
         "ctas.read",
         "View calls-to-action",
@@ -174,18 +166,14 @@ _SPECS: tuple[ScopeSpec, ...] = (
         (_need(Hub.CONTENT, _PRO), _need(Hub.MARKETING, _PRO, "website")),
         source="[R19][R40]",
     ),
-    ScopeSpec(
-        "automation", "Workflows", (_need(Hub.MARKETING, _PRO),), (WORKFLOWS_EDIT,), source="[R19][R30]"
-    ),
+    ScopeSpec("automation", "Workflows", (_need(Hub.MARKETING, _PRO),), (WORKFLOWS_EDIT,), source="[R19][R30]"),
     ScopeSpec(
         "automation.sequences.read",
         "View sequences",
         (_need(Hub.SALES, _PRO), _need(Hub.SERVICE, _PRO)),
         source="[R24]",
     ),
-    ScopeSpec(
-        "social", "Social inbox", (_need(Hub.MARKETING, _PRO),), (SOCIAL_PUBLISH,), source="[R19][R40]"
-    ),
+    ScopeSpec("social", "Social inbox", (_need(Hub.MARKETING, _PRO),), (SOCIAL_PUBLISH,), source="[R19][R40]"),
     ScopeSpec(
         "transactional-email",
         "Transactional email",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import secrets
 import time
 import uuid
@@ -26,6 +27,7 @@ from scopematrix.rules.model import AuthorizeRequest, User
 from scopematrix.simulator.scenario import Scenario
 from scopematrix.simulator.state import CodeRecord, Fault, PendingGrant, PendingLogin, SimOptions, SimState
 
+log = logging.getLogger("scopematrix.simulator")
 HEADING = "Couldn’t complete the connection"
 ISOLATION_HEADER = "x-scopematrix-isolation"
 SESSION_COOKIE = "hs_session"
@@ -91,9 +93,7 @@ class SimulatorApp:
             return
         if fault is not None and fault.kind == "5xx":
             body = b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>"
-            await send(
-                {"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/html")]}
-            )
+            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/html")]})
             await send({"type": "http.response.body", "body": body})
             return
         if fault is not None and fault.kind == "drop":
@@ -107,9 +107,7 @@ class SimulatorApp:
         await self.app(scope, receive, send)
 
 
-def _api_error(
-    status_code: int, status: str, message: str, category: str, error: str | None = None
-) -> JSONResponse:
+def _api_error(status_code: int, status: str, message: str, category: str, error: str | None = None) -> JSONResponse:
     body: dict[str, Any] = {
         "status": status,
         "message": message,
@@ -157,8 +155,16 @@ class Simulator:
 
     # -- login -----------------------------------------------------------------------------------------------
 
+    async def home(self, request: Request) -> Response:
+        user = self.current_user(request)
+        if user is None:
+            return RedirectResponse("/login", status_code=302)
+        return self.page(request, "home.html.j2", name=user.name)
+
     async def login(self, request: Request) -> Response:
         nxt = _safe_next(request.query_params.get("loginRedirectUrl"))
+        if self.current_user(request) is not None:
+            return RedirectResponse(nxt, status_code=302)
         return self.page(request, "login_email.html.j2", next=nxt, email="", error=None)
 
     async def login_email(self, request: Request) -> Response:
@@ -248,9 +254,7 @@ class Simulator:
 
     async def authorize(self, request: Request) -> Response:
         if len(request.url.query) > self.options.max_query_chars:
-            return self.error_page(
-                request, "This install link is too long. Please contact the app developer.", 414
-            )
+            return self.error_page(request, "This install link is too long. Please contact the app developer.", 414)
         raw_hub = request.path_params.get("hub_id")
         if raw_hub is not None and not raw_hub.isdigit():
             return self.not_found_page(request)
@@ -322,9 +326,7 @@ class Simulator:
         if decision.verdict is Verdict.USER_LACKS_PERMISSIONS:
             if self.scenario.switches.denial_page == "legacy":
                 return self.page(request, "denied_legacy.html.j2", 403)
-            return self.page(
-                request, "denied_2026.html.j2", 403, app=app, missing=decision.missing_permissions
-            )
+            return self.page(request, "denied_2026.html.j2", 403, app=app, missing=decision.missing_permissions)
         if decision.verdict is Verdict.NEEDS_APPROVAL:
             return self.page(request, "needs_approval.html.j2", 403, app=app)
         return self.error_page(request, MESSAGES[decision.verdict])
@@ -395,27 +397,19 @@ class Simulator:
                 app.client_id, record.hub_id, record.user_id, record.scopes, self.options.access_ttl_s
             )
             self.state.refresh_tokens.pop(minted["refresh_token"])
-            return self._token_response(
-                minted["access_token"], fields["refresh_token"], record.hub_id, record.scopes
-            )
+            return self._token_response(minted["access_token"], fields["refresh_token"], record.hub_id, record.scopes)
         code = self.state.codes.get(fields.get("code", ""))
         if code is None or code.used or code.client_id != app.client_id or code.expires_at < time.time():
-            return _api_error(
-                400, "BAD_AUTH_CODE", "missing or invalid auth code", "VALIDATION_ERROR", "invalid_grant"
-            )
+            return _api_error(400, "BAD_AUTH_CODE", "missing or invalid auth code", "VALIDATION_ERROR", "invalid_grant")
         if fields.get("redirect_uri", "") != code.redirect_uri:
             return _api_error(
                 400, "BAD_REDIRECT_URI", "redirect_uri does not match", "VALIDATION_ERROR", "invalid_grant"
             )
         code.used = True
-        minted = self.state.mint(
-            app.client_id, code.hub_id, code.user_id, code.scopes, self.options.access_ttl_s
-        )
+        minted = self.state.mint(app.client_id, code.hub_id, code.user_id, code.scopes, self.options.access_ttl_s)
         return self._token_response(minted["access_token"], minted["refresh_token"], code.hub_id, code.scopes)
 
-    def _token_response(
-        self, access: str, refresh: str, hub_id: int, scopes: tuple[str, ...]
-    ) -> JSONResponse:
+    def _token_response(self, access: str, refresh: str, hub_id: int, scopes: tuple[str, ...]) -> JSONResponse:
         return JSONResponse(
             {
                 "access_token": access,
@@ -492,10 +486,7 @@ class Simulator:
     async def sim_faults(self, request: Request) -> Response:
         try:
             body = await request.json()
-            faults = [
-                Fault(path=str(f["path"]), kind=f["kind"], times=f.get("times"))
-                for f in body.get("faults", [])
-            ]
+            faults = [Fault(path=str(f["path"]), kind=f["kind"], times=f.get("times")) for f in body.get("faults", [])]
             if any(f.kind not in ("5xx", "hang", "drop") for f in faults):
                 raise ValueError("kind")
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -515,21 +506,19 @@ class Simulator:
     def not_found_page(self, request: Request) -> Response:
         if request.url.path.startswith("/oauth/v1/"):
             return _api_error(404, "error", "resource not found", "OBJECT_NOT_FOUND")
-        return self.page(
-            request, "error.html.j2", 404, heading="This page isn’t available", message="Check the link."
-        )
+        return self.page(request, "error.html.j2", 404, heading="This page isn’t available", message="Check the link.")
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         code = exc.status_code if isinstance(exc, HTTPException) else 500
+        if code == 500:
+            log.error("simulator bug on %s %s: %r", request.method, request.url.path, exc)
         if code == 404:
             return self.not_found_page(request)
         if request.url.path.startswith("/oauth/v1/"):
             return _api_error(
                 code, "error", "method not allowed" if code == 405 else "request failed", "VALIDATION_ERROR"
             )
-        message = (
-            "That request method isn't supported here." if code == 405 else "Something went wrong. Try again."
-        )
+        message = "That request method isn't supported here." if code == 405 else "Something went wrong. Try again."
         return self.page(request, "error.html.j2", code, heading=HEADING, message=message)
 
 
@@ -538,7 +527,7 @@ def create_app(scenario: Scenario, options: SimOptions | None = None) -> Simulat
     options = options or SimOptions()
     sim = Simulator(scenario, options)
     routes = [
-        Route("/", lambda r: RedirectResponse("/login", status_code=302)),
+        Route("/", sim.home),
         Route("/login", sim.login),
         Route("/login/email", sim.login_email, methods=["POST"]),
         Route("/login/password", sim.login_password, methods=["GET", "POST"]),
@@ -557,7 +546,5 @@ def create_app(scenario: Scenario, options: SimOptions | None = None) -> Simulat
             Route("/__sim/reset", sim.sim_reset, methods=["POST"]),
             Route("/__sim/faults", sim.sim_faults, methods=["POST"]),
         ]
-    app = Starlette(
-        routes=routes, exception_handlers={HTTPException: sim.http_error, Exception: sim.http_error}
-    )
+    app = Starlette(routes=routes, exception_handlers={HTTPException: sim.http_error, Exception: sim.http_error})
     return SimulatorApp(app, sim)

@@ -45,9 +45,7 @@ class AppSpec(Strict):
     @classmethod
     def _redirects(cls, urls: list[str]) -> list[str]:
         if not urls:
-            raise fail(
-                "an app needs at least one redirect URL", "add one, e.g. https://example.com/callback."
-            )
+            raise fail("an app needs at least one redirect URL", "add one, e.g. https://example.com/callback.")
         return urls
 
 
@@ -76,9 +74,7 @@ class MembershipSpec(Strict):
         if isinstance(value, list):
             for perm in value:
                 if perm not in catalog.ALL_PERMISSIONS:
-                    raise fail(
-                        f"unknown permission '{perm}'", "use a name from scopematrix/rules/catalog.py."
-                    )
+                    raise fail(f"unknown permission '{perm}'", "use a name from scopematrix/rules/catalog.py.")
         return value
 
 
@@ -176,9 +172,7 @@ class Scenario:
                     super_admin=m.super_admin,
                     admin=m.admin or m.super_admin,
                     marketplace_access=m.marketplace_access,
-                    permissions=frozenset(
-                        catalog.ALL_PERMISSIONS if m.permissions == "all" else m.permissions
-                    ),
+                    permissions=frozenset(catalog.ALL_PERMISSIONS if m.permissions == "all" else m.permissions),
                 )
                 for m in u.memberships
             )

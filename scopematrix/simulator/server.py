@@ -23,7 +23,12 @@ class SimServer:
         self._sock.bind((host, port))
         self.host, self.port = host, self._sock.getsockname()[1]
         config = uvicorn.Config(
-            app, log_level="critical", lifespan="off", timeout_graceful_shutdown=1, access_log=False, workers=1
+            app,
+            log_level="critical",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            access_log=False,
+            workers=1,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="scopematrix-sim", daemon=True)

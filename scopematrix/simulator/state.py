@@ -104,9 +104,7 @@ class SimState:
         self.codes[code] = record
         return code
 
-    def mint(
-        self, client_id: str, hub_id: int, user_id: str, scopes: tuple[str, ...], ttl: int
-    ) -> dict[str, str]:
+    def mint(self, client_id: str, hub_id: int, user_id: str, scopes: tuple[str, ...], ttl: int) -> dict[str, str]:
         access = "CO" + secrets.token_urlsafe(192)
         refresh = f"na1-{secrets.token_hex(2)}-{uuid.uuid4()}"
         self.access_tokens[access] = TokenRecord(client_id, hub_id, user_id, scopes, time.time() + ttl)

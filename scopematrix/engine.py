@@ -1,0 +1,184 @@
+"""Run cells concurrently on a private event loop and stream each finished cell to disk.
+
+pytest (or the benchmark) submits cells and waits for their results; inside, up to `concurrency`
+browser contexts are in flight, sharing one browser and one login per user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+from playwright.async_api import Browser, Playwright, async_playwright
+
+from scopematrix.browser import CHROMIUM_ARGS
+from scopematrix.diagnose import Diagnoser
+from scopematrix.flow import FlowOptions, Harness
+from scopematrix.matrix import Cell, Matrix
+from scopematrix.model import CellResult
+from scopematrix.target import Target
+
+
+@dataclass(frozen=True)
+class BrowserOptions:
+    executable_path: str | None = None
+    headless: bool = True
+    slow_mo: float = 0.0
+    channel: str | None = None
+    connect: str | None = None  # ws:// endpoint of a Playwright browser server
+
+
+class ResultSink:
+    """Append-only JSON lines, flushed and fsynced per cell, so a killed run loses no finished cell."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def append(self, result: CellResult) -> None:
+        line = json.dumps(result.to_dict(), sort_keys=True) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def read_results(paths: list[Path]) -> list[CellResult]:
+    """Results from JSON-lines files; the last record of a cell wins; a torn final line is skipped."""
+    by_id: dict[str, CellResult] = {}
+    for path in paths:
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                result = CellResult.from_dict(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue
+            by_id[result.cell_id] = result
+    return list(by_id.values())
+
+
+async def launch(pw: Playwright, options: BrowserOptions) -> Browser:
+    if options.connect:
+        return await pw.chromium.connect(options.connect)
+    return await pw.chromium.launch(
+        executable_path=options.executable_path,
+        channel=options.channel,
+        headless=options.headless,
+        slow_mo=options.slow_mo,
+        args=list(CHROMIUM_ARGS),
+    )
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        target: Target,
+        matrix: Matrix,
+        run_dir: Path,
+        run_id: str,
+        flow: FlowOptions,
+        browser: BrowserOptions,
+        concurrency: int,
+        diagnose: bool,
+        sink: ResultSink | None,
+        logins_per_minute: float | None = None,
+        on_result: Callable[[CellResult], None] | None = None,
+    ) -> None:
+        self.target, self.matrix, self.run_dir, self.run_id = target, matrix, run_dir, run_id
+        self.flow, self.browser_options = flow, browser
+        self.concurrency = max(1, concurrency)
+        self.diagnose = diagnose
+        self.sink = sink
+        self.logins_per_minute = logins_per_minute
+        self.on_result = on_result
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="scopematrix-engine", daemon=True)
+        self._futures: dict[str, Future[CellResult]] = {}
+        self._lock = threading.Lock()
+        self.harness: Harness | None = None
+        self._pw: Playwright | None = None
+        self._sem: asyncio.Semaphore | None = None
+        self._diagnoser: Diagnoser | None = None
+
+    def start(self) -> Engine:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._setup(), self._loop).result()
+        return self
+
+    async def _setup(self) -> None:
+        self._pw = await async_playwright().start()
+        pw = self._pw
+
+        async def factory() -> Browser:
+            return await launch(pw, self.browser_options)
+
+        self.harness = Harness(
+            factory, self.target, self.matrix, self.run_dir, self.flow, self.run_id, self.logins_per_minute
+        )
+        self._sem = asyncio.Semaphore(self.concurrency)
+        self._diagnoser = Diagnoser(self.harness, verify_installs=self.target.isolation or self.flow.approve)
+        await self.harness.browser()
+
+    def submit(self, cells: list[Cell]) -> None:
+        with self._lock:
+            for cell in cells:
+                if cell.id not in self._futures:
+                    self._futures[cell.id] = asyncio.run_coroutine_threadsafe(self._run(cell), self._loop)
+
+    async def _run(self, cell: Cell) -> CellResult:
+        assert self.harness is not None and self._sem is not None and self._diagnoser is not None
+        expectation = self.matrix.expectation(cell.id)
+        async with self._sem:
+            result = await self.harness.run_cell(
+                cell, expectation.outcome if expectation else None, expectation.reason if expectation else ""
+            )
+            if self.diagnose and result.outcome.blocked:
+                diagnosis = await self._diagnoser.diagnose(cell, result)
+                timings = dict(result.timings, diagnosis_probes=float(diagnosis.probes))
+                result = dataclasses.replace(result, diagnosis=diagnosis, timings=timings)
+        if self.sink is not None:
+            self.sink.append(result)
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
+
+    def result(self, cell: Cell, timeout: float | None = None) -> CellResult:
+        self.submit([cell])
+        return self._futures[cell.id].result(timeout)
+
+    def run_all(self, cells: list[Cell]) -> list[CellResult]:
+        self.submit(cells)
+        return [self.result(c) for c in cells]
+
+    @property
+    def stats(self) -> dict[str, int]:
+        h = self.harness
+        probes = self._diagnoser.probes.count if self._diagnoser else 0
+        return {"logins": h.logins if h else 0, "probes": probes}
+
+    def stop(self) -> None:
+        async def _close() -> None:
+            if self.harness is not None:
+                await self.harness.close()
+            if self._pw is not None:
+                await self._pw.stop()
+
+        if self._thread.is_alive():
+            for fut in self._futures.values():
+                fut.cancel()
+            try:
+                asyncio.run_coroutine_threadsafe(_close(), self._loop).result(timeout=30)
+            except Exception:  # noqa: BLE001 - shutting down: nothing useful to do with it
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)

@@ -1,0 +1,562 @@
+"""Drive one cell through HubSpot's hosted flow and classify what the browser shows.
+
+Classification uses only the screens (page objects) and HubSpot's public token API. Logins happen once
+per user per process, in a context of their own that is never traced, and are reused through
+storage state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import pyotp
+from playwright.async_api import Browser, BrowserContext, Page, Response
+from playwright.async_api import Error as PlaywrightError
+
+from scopematrix.matrix import Cell, Matrix
+from scopematrix.model import Capture, CellResult, Outcome, Screen
+from scopematrix.pages.account_picker import AccountPickerPage
+from scopematrix.pages.base import BasePage
+from scopematrix.pages.consent import ConsentPage
+from scopematrix.pages.errors import (
+    ApprovalNeededPage,
+    ConnectionErrorPage,
+    ErrorCause,
+    PermissionDeniedPage,
+)
+from scopematrix.pages.login import LoginEmailPage, LoginPasswordPage, RememberMePage, TwoFactorPage
+from scopematrix.pages.screens import identify, screen_of
+from scopematrix.redact import Redactor
+from scopematrix.target import Target
+
+ISOLATION_HEADER = "X-Scopematrix-Isolation"
+LOGIN_SCREENS = (Screen.LOGIN_EMAIL, Screen.LOGIN_PASSWORD, Screen.LOGIN_2FA, Screen.LOGIN_REMEMBER)
+StorageState = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FlowOptions:
+    approve: bool = False
+    grace_s: float = 3.0
+    timeout_ms: float = 15_000
+    retries: int = 1
+    tracing: str = "off"  # on | off | retain-on-failure
+    pinned: bool = True
+    max_steps: int = 12
+
+
+@dataclass
+class Walk:
+    """What one pass through the hosted screens showed."""
+
+    outcome: Outcome
+    heading: str = ""
+    message: str = ""
+    missing_permissions: tuple[str, ...] = ()
+    offered: tuple[str, ...] = ()
+    granted: tuple[str, ...] | None = None
+    captures: list[Capture] = field(default_factory=list)
+    error: str = ""
+    html_path: str = ""
+    needs_login: bool = False
+
+
+@dataclass(frozen=True)
+class LoginFailure:
+    message: str
+    captures: tuple[Capture, ...]
+    outcome: Outcome = Outcome.LOGIN_FAILED
+
+
+def classify_error(cause: ErrorCause) -> Outcome:
+    if cause is ErrorCause.ACCOUNT_LACKS_FEATURES:
+        return Outcome.DENIED_ACCOUNT
+    if cause is ErrorCause.NOT_APPROVED:
+        return Outcome.NEEDS_APPROVAL
+    if cause is ErrorCause.UNKNOWN:
+        return Outcome.UNRECOGNIZED
+    return Outcome.APP_MISCONFIGURED
+
+
+def consent_outcome(offered: tuple[str, ...], optional: tuple[str, ...]) -> Outcome:
+    return Outcome.GRANTED_PARTIAL if any(s not in offered for s in optional) else Outcome.GRANTED
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9@._-]+", "--", text)
+
+
+def authorize_url(
+    target: Target,
+    matrix: Matrix,
+    hub_id: int | None,
+    scopes: tuple[str, ...],
+    optional: tuple[str, ...],
+    state: str,
+) -> str:
+    path = f"/oauth/{hub_id}/authorize" if hub_id is not None else "/oauth/authorize"
+    params = {
+        "client_id": target.client_id,
+        "redirect_uri": matrix.app.redirect_uri,
+        "scope": " ".join(scopes),
+    }
+    if optional:
+        params["optional_scope"] = " ".join(optional)
+    params["state"] = state
+    return target.app_url + path + "?" + urlencode(params).replace("+", "%20")
+
+
+class LoginLimiter:
+    """At most `per_minute` logins start per minute (politeness towards live HubSpot)."""
+
+    def __init__(self, per_minute: float | None) -> None:
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            delay = self._next - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._next = time.monotonic() + self.interval
+
+
+class Harness:
+    """Runs cells and probes in one browser; many contexts may be in flight at once."""
+
+    def __init__(
+        self,
+        browser_factory: Callable[[], Awaitable[Browser]],
+        target: Target,
+        matrix: Matrix,
+        run_dir: Path,
+        options: FlowOptions,
+        run_id: str,
+        logins_per_minute: float | None = None,
+    ) -> None:
+        self._browser_factory = browser_factory
+        self._browser: Browser | None = None
+        self._browser_lock = asyncio.Lock()
+        self.target = target
+        self.matrix = matrix
+        self.run_dir = run_dir
+        self.options = options
+        self.run_id = run_id
+        self.redact = Redactor(target.secrets())
+        self._states: dict[str, StorageState | LoginFailure] = {}
+        self._login_locks: dict[str, asyncio.Lock] = {}
+        self._limiter = LoginLimiter(logins_per_minute)
+        self.logins = 0
+        self.probes = 0
+        self._http = httpx.AsyncClient(timeout=options.timeout_ms / 1000)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+        if self._browser is not None and self._browser.is_connected():
+            await self._browser.close()
+
+    async def browser(self) -> Browser:
+        async with self._browser_lock:
+            if self._browser is None or not self._browser.is_connected():
+                self._browser = await self._browser_factory()
+            return self._browser
+
+    # -- contexts and evidence -------------------------------------------------------------------------------
+
+    async def _context(self, state: StorageState | None, namespace: str | None) -> BrowserContext:
+        browser = await self.browser()
+        headers = {ISOLATION_HEADER: namespace} if namespace and self.target.isolation else {}
+        context = await browser.new_context(
+            storage_state=state,  # type: ignore[arg-type]
+            extra_http_headers=headers,
+            viewport={"width": 1000, "height": 760},
+        )
+        context.set_default_timeout(self.options.timeout_ms)
+        context.set_default_navigation_timeout(self.options.timeout_ms)
+        return context
+
+    async def _capture(self, obj: BasePage | None, page: Page, folder: Path | None, captures: list[Capture]) -> None:
+        if folder is None:
+            return
+        screen = screen_of(obj)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{len(captures) + 1:02d}-{screen.value}.png"
+        mask = (obj or BasePage(page)).secret_fields()
+        try:
+            await page.screenshot(path=str(path), mask=mask, animations="disabled")
+        except PlaywrightError:
+            return
+        captures.append(Capture(screen, str(path.relative_to(self.run_dir))))
+
+    async def _save_html(self, page: Page, folder: Path | None) -> str:
+        if folder is None:
+            return ""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "unrecognized.html"
+        try:
+            path.write_text(self.redact(await page.content()), encoding="utf-8")
+        except PlaywrightError:
+            return ""
+        return str(path.relative_to(self.run_dir))
+
+    # -- login -----------------------------------------------------------------------------------------------
+
+    async def login(self, user_id: str, force: bool = False) -> StorageState | LoginFailure:
+        lock = self._login_locks.setdefault(user_id, asyncio.Lock())
+        async with lock:
+            if user_id in self._states and not force:
+                return self._states[user_id]
+            creds = self.target.credentials[user_id]
+            if creds.storage_state and not force:
+                state: StorageState = json.loads(Path(creds.storage_state).read_text())
+                self._states[user_id] = state
+                return state
+            await self._limiter.wait()
+            self.logins += 1
+            outcome = await self._login_once(user_id)
+            if not (isinstance(outcome, LoginFailure) and outcome.outcome is Outcome.ERROR):
+                self._states[user_id] = outcome  # infrastructure failures are retried, not remembered
+            return outcome
+
+    async def _login_once(self, user_id: str) -> StorageState | LoginFailure:
+        creds = self.target.credentials[user_id]
+        folder = self.run_dir / "logins" / slug(user_id)
+        captures: list[Capture] = []
+        context = await self._context(None, None)
+        try:
+            page = await context.new_page()
+            await page.goto(self.target.app_url + "/login", wait_until="domcontentloaded")
+            for _ in range(self.options.max_steps):
+                obj = await identify(page, self.options.grace_s)
+                if isinstance(obj, LoginEmailPage | LoginPasswordPage | TwoFactorPage):
+                    error = await obj.error_text()
+                    if error:
+                        await self._capture(obj, page, folder, captures)
+                        return LoginFailure(self.redact(error), _flag_last(captures))
+                if isinstance(obj, LoginEmailPage):
+                    await obj.submit_email(creds.email)
+                elif isinstance(obj, LoginPasswordPage):
+                    await obj.submit_password(creds.password)
+                elif isinstance(obj, TwoFactorPage):
+                    if not creds.totp_secret:
+                        await self._capture(obj, page, folder, captures)
+                        return LoginFailure("2FA code requested but no TOTP secret is configured", _flag_last(captures))
+                    await obj.submit_code(pyotp.TOTP(creds.totp_secret).now())
+                elif isinstance(obj, RememberMePage):
+                    await obj.skip_for_now()
+                else:
+                    return await context.storage_state()  # type: ignore[return-value]
+            return LoginFailure("login did not finish", tuple(captures))
+        except PlaywrightError as exc:
+            return LoginFailure(
+                self.redact(f"login failed: {exc.message.splitlines()[0]}"), tuple(captures), Outcome.ERROR
+            )
+        finally:
+            await context.close()
+
+    # -- the walk --------------------------------------------------------------------------------------------
+
+    async def walk(
+        self,
+        user_id: str,
+        hub_id: int,
+        scopes: tuple[str, ...],
+        optional: tuple[str, ...],
+        namespace: str | None,
+        approve: bool,
+        folder: Path | None,
+        tracing: bool = False,
+    ) -> Walk:
+        state = await self.login(user_id)
+        if isinstance(state, LoginFailure):
+            return Walk(
+                state.outcome,
+                heading="Login",
+                message=state.message,
+                captures=list(state.captures),
+                error=state.message if state.outcome is Outcome.ERROR else "",
+            )
+        walk = await self._walk_once(state, hub_id, scopes, optional, namespace, approve, folder, tracing)
+        if walk.needs_login:  # the saved session expired: log in again, once
+            state = await self.login(user_id, force=True)
+            if isinstance(state, LoginFailure):
+                return Walk(state.outcome, heading="Login", message=state.message, captures=list(state.captures))
+            walk = await self._walk_once(state, hub_id, scopes, optional, namespace, approve, folder, tracing)
+            if walk.needs_login:
+                walk.outcome, walk.message = (
+                    Outcome.LOGIN_FAILED,
+                    "HubSpot asked for a login again after login",
+                )
+        return walk
+
+    async def _walk_once(
+        self,
+        state: StorageState,
+        hub_id: int,
+        scopes: tuple[str, ...],
+        optional: tuple[str, ...],
+        namespace: str | None,
+        approve: bool,
+        folder: Path | None,
+        tracing: bool,
+    ) -> Walk:
+        expected_state = secrets.token_urlsafe(16)
+        redirect_uri = self.matrix.app.redirect_uri
+        url = authorize_url(
+            self.target,
+            self.matrix,
+            hub_id if self.options.pinned else None,
+            scopes,
+            optional,
+            expected_state,
+        )
+        captured: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        statuses: list[int] = []
+
+        async def on_redirect(route: Any) -> None:
+            if not captured.done():
+                captured.set_result(route.request.url)
+            body = "<html><head><title>Redirect captured</title></head><body><h1>Redirect captured</h1></body></html>"
+            await route.fulfill(status=200, content_type="text/html", body=body)
+
+        def on_response(response: Response) -> None:
+            if response.request.resource_type == "document" and response.frame.parent_frame is None:
+                statuses.append(response.status)
+
+        context = await self._context(state, namespace)
+        if tracing:
+            await context.tracing.start(screenshots=True, snapshots=True)
+        walk = Walk(Outcome.ERROR)
+        try:
+            await context.route(lambda u: u.startswith(redirect_uri), on_redirect)
+            page = await context.new_page()
+            page.on("response", on_response)
+            await page.goto(url, wait_until="domcontentloaded")
+            walk = await self._steps(page, hub_id, optional, approve, folder, captured, expected_state, statuses)
+        except (PlaywrightError, httpx.HTTPError, TimeoutError) as exc:
+            first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
+            walk.outcome, walk.error = Outcome.ERROR, self.redact(first)
+            walk.message = walk.message or walk.error
+        finally:
+            if tracing and folder is not None:
+                keep = self.options.tracing == "on" or walk.outcome.infrastructure
+                try:
+                    if keep:
+                        folder.mkdir(parents=True, exist_ok=True)
+                        await context.tracing.stop(path=str(folder / "trace.zip"))
+                    else:
+                        await context.tracing.stop()
+                except PlaywrightError:
+                    pass
+            try:
+                await context.close()
+            except PlaywrightError:
+                pass
+        return walk
+
+    async def _steps(
+        self,
+        page: Page,
+        hub_id: int,
+        optional: tuple[str, ...],
+        approve: bool,
+        folder: Path | None,
+        captured: asyncio.Future[str],
+        expected_state: str,
+        statuses: list[int],
+    ) -> Walk:
+        walk = Walk(Outcome.UNRECOGNIZED)
+        for _ in range(self.options.max_steps):
+            obj = await identify(page, self.options.grace_s)
+            await self._capture(obj, page, folder, walk.captures)
+            walk.heading = self.redact(await obj.heading_text()) if obj is not None else ""
+            if obj is None:
+                if statuses and statuses[-1] >= 500:
+                    walk.outcome, walk.error = Outcome.ERROR, f"HTTP {statuses[-1]} from the target"
+                else:
+                    walk.outcome = Outcome.UNRECOGNIZED
+                    walk.heading = self.redact((await page.title()).strip())
+                    walk.html_path = await self._save_html(page, folder)
+                walk.message = walk.error or f"unknown screen at {self.redact(page.url.split('?')[0])}"
+                break
+            if obj.SCREEN in LOGIN_SCREENS:
+                walk.needs_login = True
+                break
+            if isinstance(obj, AccountPickerPage):
+                if not await obj.choose(hub_id):
+                    walk.outcome, walk.message = (
+                        Outcome.UNRECOGNIZED,
+                        f"the account picker does not list {hub_id}",
+                    )
+                    break
+                continue
+            if isinstance(obj, ConsentPage):
+                walk.offered = tuple(await obj.offered_scopes())
+                walk.outcome = consent_outcome(walk.offered, optional)
+                if approve:
+                    await obj.approve()
+                    await self._finish_install(walk, captured, expected_state, optional)
+                break
+            if isinstance(obj, ConnectionErrorPage):
+                walk.message = self.redact(await obj.message())
+                walk.outcome = classify_error(await obj.cause())
+                break
+            if isinstance(obj, PermissionDeniedPage):
+                walk.message = self.redact(await obj.message() or await obj.heading_text())
+                walk.missing_permissions = tuple(await obj.missing_permissions())
+                walk.outcome = Outcome.DENIED_PERMISSIONS
+                if await obj.generation() == "legacy":
+                    walk.message = "You do not have the correct role to grant these permissions."
+                break
+            if isinstance(obj, ApprovalNeededPage):
+                walk.message = self.redact(await obj.message())
+                walk.outcome = Outcome.NEEDS_APPROVAL
+                break
+            walk.outcome, walk.message = Outcome.UNRECOGNIZED, f"unexpected screen: {obj.SCREEN.value}"
+            break
+        if walk.captures and not walk.needs_login:
+            walk.captures[-1] = dataclasses.replace(walk.captures[-1], decisive=True)
+        return walk
+
+    async def _finish_install(
+        self, walk: Walk, captured: asyncio.Future[str], expected_state: str, optional: tuple[str, ...]
+    ) -> None:
+        """After "Connect app": check state, exchange the code, read granted scopes, revoke."""
+        url = await asyncio.wait_for(captured, timeout=self.options.timeout_ms / 1000)
+        query = parse_qs(urlsplit(url).query)
+        if query.get("state", [""])[0] != expected_state:
+            walk.outcome, walk.error = Outcome.ERROR, "callback rejected: state does not match the one sent"
+            walk.message = walk.error
+            return
+        code = query.get("code", [""])[0]
+        api = self.target.api_url
+        form = {
+            "grant_type": "authorization_code",
+            "client_id": self.target.client_id,
+            "client_secret": self.target.client_secret,
+            "redirect_uri": self.matrix.app.redirect_uri,
+            "code": code,
+        }
+        response = await self._http.post(f"{api}/oauth/v1/token", data=form)
+        if response.status_code != 200:
+            walk.outcome = Outcome.ERROR
+            walk.error = self.redact(f"token exchange failed: HTTP {response.status_code} {response.text[:200]}")
+            walk.message = walk.error
+            return
+        tokens = response.json()
+        info = await self._http.get(f"{api}/oauth/v1/access-tokens/{tokens['access_token']}")
+        granted = tuple(info.json().get("scopes", ())) if info.status_code == 200 else tuple(tokens.get("scopes", ()))
+        await self._http.delete(f"{api}/oauth/v1/refresh-tokens/{tokens['refresh_token']}")
+        walk.granted = granted
+        walk.outcome = consent_outcome(granted, optional)
+
+    # -- cells -----------------------------------------------------------------------------------------------
+
+    def namespace(self, *parts: str) -> str:
+        return "/".join((self.run_id, *parts))
+
+    async def reset(self, namespace: str) -> None:
+        if self.target.isolation:
+            try:
+                await self._http.post(f"{self.target.app_url}/__sim/reset", params={"namespace": namespace})
+            except httpx.HTTPError:
+                pass
+
+    async def run_cell(self, cell: Cell, expected: Outcome | None = None, reason: str = "") -> CellResult:
+        started = time.monotonic()
+        attempts = 0
+        walk = Walk(Outcome.ERROR)
+        note = ""
+        timings: dict[str, float] = {}
+        while attempts <= self.options.retries:
+            attempts += 1
+            ns = self.namespace(cell.id, f"a{attempts}")
+            folder = self.run_dir / "cells" / slug(cell.id) / f"attempt-{attempts}"
+            note = ""
+            t0 = time.monotonic()
+            if cell.scope_set.installed_by:
+                pre = await self.walk(
+                    cell.scope_set.installed_by,
+                    cell.account.hub_id,
+                    tuple(cell.scope_set.scopes),
+                    tuple(cell.scope_set.optional),
+                    ns,
+                    approve=True,
+                    folder=None,
+                )
+                if not pre.outcome.installs:
+                    note = f"precondition: {cell.scope_set.installed_by} could not install ({pre.outcome.value}). "
+                timings["precondition_s"] = round(time.monotonic() - t0, 3)
+            t1 = time.monotonic()
+            walk = await self.walk(
+                cell.user.id,
+                cell.account.hub_id,
+                tuple(cell.scope_set.scopes),
+                tuple(cell.scope_set.optional),
+                ns,
+                approve=self.options.approve,
+                folder=folder,
+                tracing=self.options.tracing != "off",
+            )
+            timings["flow_s"] = round(time.monotonic() - t1, 3)
+            await self.reset(ns)
+            if not walk.outcome.infrastructure:
+                break
+        url = authorize_url(
+            self.target,
+            self.matrix,
+            cell.account.hub_id if self.options.pinned else None,
+            tuple(cell.scope_set.scopes),
+            tuple(cell.scope_set.optional),
+            "STATE",
+        )
+        trace = self.run_dir / "cells" / slug(cell.id) / f"attempt-{attempts}" / "trace.zip"
+        return CellResult(
+            cell_id=cell.id,
+            user=cell.user.id,
+            role=cell.user.role,
+            account=cell.account.id,
+            hub_id=cell.account.hub_id,
+            scope_set=cell.scope_set.id,
+            requested_scopes=tuple(cell.scope_set.scopes),
+            optional_scopes=tuple(cell.scope_set.optional),
+            outcome=walk.outcome,
+            heading=walk.heading,
+            message=note + walk.message,
+            missing_permissions=walk.missing_permissions,
+            offered_scopes=walk.offered,
+            granted_scopes=walk.granted,
+            screenshots=tuple(walk.captures),
+            expected=expected,
+            expectation_reason=reason,
+            attempts=attempts,
+            duration_s=round(time.monotonic() - started, 3),
+            timings=timings,
+            authorize_url=self.redact(url).replace("state=STATE", "state=[REDACTED]"),
+            error=walk.error,
+            html_path=walk.html_path,
+            trace_path=str(trace.relative_to(self.run_dir)) if trace.exists() else "",
+            installed_by=cell.scope_set.installed_by,
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+
+
+def _flag_last(captures: list[Capture]) -> tuple[Capture, ...]:
+    if not captures:
+        return ()
+    return (*captures[:-1], dataclasses.replace(captures[-1], decisive=True))

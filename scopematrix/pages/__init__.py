@@ -1,0 +1,1 @@
+"""Page objects for HubSpot's hosted install flow. Locators live here and nowhere else."""

@@ -1,0 +1,102 @@
+"""The multi-step login: email, password, TOTP 2FA, remember-me [R34][R35][R36]."""
+
+from __future__ import annotations
+
+from playwright.async_api import Locator, Page
+
+from scopematrix.model import Screen
+from scopematrix.pages.base import BasePage
+
+
+class _LoginStep(BasePage):
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.error = page.locator('[data-test-id="login-error"], [role="alert"]').first
+
+    async def error_text(self) -> str:
+        return (await self.error.inner_text()).strip() if await self.error.count() else ""
+
+
+class LoginEmailPage(_LoginStep):
+    SCREEN = Screen.LOGIN_EMAIL
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        # Current multi-step login first; the 2019-21 single form (#username) as fallback [R32].
+        self.email = page.locator('[data-test-id="email-input-field"]').or_(page.locator("input#username")).first
+        self.next_button = page.locator('[data-test-id="email-submit-button"]').or_(page.locator("#loginBtn")).first
+
+    def identity(self) -> Locator:
+        return self.email
+
+    async def submit_email(self, email: str) -> None:
+        await self.dismiss_cookie_banner()
+        await self.email.fill(email)
+        await self.next_button.click()
+        await self.page.wait_for_load_state("domcontentloaded")
+
+
+class LoginPasswordPage(_LoginStep):
+    SCREEN = Screen.LOGIN_PASSWORD
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.password = (
+            page.locator('[data-test-id="password-input-field"]').or_(page.get_by_label("Password", exact=True)).first
+        )
+        self.submit = (
+            page.locator('[data-test-id="password-login-submit"]')
+            .or_(page.locator('[data-test-id="password-login-button"]'))
+            .first
+        )
+
+    def identity(self) -> Locator:
+        return self.password
+
+    async def submit_password(self, password: str) -> None:
+        await self.dismiss_cookie_banner()
+        await self.password.fill(password)
+        await self.submit.click()
+        await self.page.wait_for_load_state("domcontentloaded")
+
+
+class TwoFactorPage(_LoginStep):
+    SCREEN = Screen.LOGIN_2FA
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.code = page.locator('[data-test-id="two-factor-code-input"]').or_(page.locator("input#code")).first
+        self.submit = (
+            page.locator('[data-test-id="2fa-code-submit"]')
+            .or_(page.locator('[data-test-id="confirm-to-login-submit"]'))
+            .first
+        )
+
+    def identity(self) -> Locator:
+        return self.code
+
+    def secret_fields(self) -> list[Locator]:
+        return [*super().secret_fields(), self.code]
+
+    async def submit_code(self, code: str) -> None:
+        await self.code.fill(code)
+        await self.submit.click()
+        await self.page.wait_for_load_state("domcontentloaded")
+
+
+class RememberMePage(_LoginStep):
+    SCREEN = Screen.LOGIN_REMEMBER
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.remember = page.locator('[data-test-id="2fa-remember-me-button"]')
+        self.skip = page.get_by_role("button", name="Skip for now").or_(
+            page.locator('button[data-2fa-rememberme="false"]')
+        )
+
+    def identity(self) -> Locator:
+        return self.remember.or_(self.skip)
+
+    async def skip_for_now(self) -> None:
+        await self.skip.first.click()
+        await self.page.wait_for_load_state("domcontentloaded")

@@ -1,0 +1,274 @@
+"""The pytest plugin behind `scopematrix run`: expands the matrix into tests and reports at the end.
+
+Loaded with `-p scopematrix.plugin` on scopematrix/suite/test_matrix.py. Works serially and under
+pytest-xdist (`-n N`): each user's cells go to one worker (xdist_group), the controller starts the
+simulator once and writes the report from every worker's results file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scopematrix.browser import find_browser
+from scopematrix.engine import BrowserOptions, Engine, ResultSink
+from scopematrix.errors import UsageError
+from scopematrix.flow import FlowOptions
+from scopematrix.matrix import Cell, Matrix, load_matrix
+from scopematrix.model import CellResult, Outcome
+from scopematrix.target import Target, live_target, load_env
+
+try:
+    import allure
+except ImportError:  # pragma: no cover - allure-pytest is a core dependency
+    allure = None
+
+
+@dataclass
+class RunState:
+    matrix: Matrix
+    cells: list[Cell]
+    run_dir: Path
+    run_id: str
+    target: Target
+    is_worker: bool
+    worker_id: str
+    engine: Engine | None = None
+    sim: Any = None
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("scopematrix")
+    g.addoption("--sm-matrix", default=None, help="matrix YAML (default fixtures/matrix.yaml)")
+    g.addoption("--sm-scenario", default=None, help="simulator scenario YAML (default fixtures/scenario.yaml)")
+    g.addoption("--sm-target", default="sim", choices=["sim", "live"])
+    g.addoption("--sm-target-url", default=None, help="use an already running simulator at this URL")
+    g.addoption("--sm-app-url", default=None)
+    g.addoption("--sm-api-url", default=None)
+    g.addoption("--sm-env-file", default=None)
+    g.addoption("--sm-user", action="append", default=[])
+    g.addoption("--sm-account", action="append", default=[])
+    g.addoption("--sm-scope-set", action="append", default=[])
+    g.addoption("--sm-cells", default=None, help="file with cell ids to run (one per line)")
+    g.addoption("--sm-concurrency", type=int, default=4)
+    g.addoption("--sm-approve", action="store_true")
+    g.addoption("--sm-no-diagnose", action="store_true")
+    g.addoption("--sm-run-dir", default=None)
+    g.addoption("--sm-baseline", default=None)
+    g.addoption("--sm-connect", default=None)
+    g.addoption("--sm-grace", type=float, default=None)
+    g.addoption("--sm-timeout", type=float, default=None, help="per-action timeout in seconds")
+    g.addoption("--sm-logins-per-minute", type=float, default=None)
+    g.addoption("--sm-latency", type=float, default=0.0, help="simulator per-response latency (s)")
+    g.addoption("--sm-retries", type=int, default=1)
+
+
+def _opt(config: pytest.Config, name: str, default: Any = None) -> Any:
+    try:
+        return config.getoption(name)
+    except ValueError:
+        return default
+
+
+def _worker_input(config: pytest.Config) -> dict[str, Any] | None:
+    return getattr(config, "workerinput", None)
+
+
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    # One user's cells on one worker: its login is reused and its cells run concurrently there.
+    if _opt(config, "numprocesses") and _opt(config, "dist") in ("no", "load"):
+        config.option.dist = "loadgroup"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _opt(config, "sm_run_dir"):
+        return
+    winput = _worker_input(config)
+    matrix = load_matrix(
+        Path(_opt(config, "sm_matrix")) if _opt(config, "sm_matrix") else None,
+        Path(_opt(config, "sm_baseline")) if _opt(config, "sm_baseline") else None,
+    )
+    cells = matrix.select(_opt(config, "sm_user"), _opt(config, "sm_account"), _opt(config, "sm_scope_set"))
+    only = _opt(config, "sm_cells")
+    if only:
+        wanted = set(Path(only).read_text().split())
+        cells = [c for c in cells if c.id in wanted]
+    run_dir = Path(_opt(config, "sm_run_dir"))
+    user_ids = {c.user.id for c in cells}
+    env = load_env(Path(_opt(config, "sm_env_file")) if _opt(config, "sm_env_file") else None)
+    sim = None
+    if _opt(config, "sm_target") == "live":
+        target = live_target(matrix, env, user_ids, _opt(config, "sm_app_url"), _opt(config, "sm_api_url"))
+    else:
+        from scopematrix.simtarget import sim_target, start_simulator
+        from scopematrix.simulator.scenario import load_scenario
+
+        scenario_path = Path(_opt(config, "sm_scenario")) if _opt(config, "sm_scenario") else None
+        url = winput["sm_sim_url"] if winput else _opt(config, "sm_target_url")
+        if url:
+            scenario = load_scenario(scenario_path)
+        else:
+            sim, scenario = start_simulator(scenario_path, float(_opt(config, "sm_latency") or 0.0))
+            url = sim.url
+        target = sim_target(matrix, scenario, url, user_ids, env)
+    state = RunState(
+        matrix=matrix,
+        cells=cells,
+        run_dir=run_dir,
+        run_id=run_dir.name,
+        target=target,
+        is_worker=winput is not None,
+        worker_id=winput["workerid"] if winput else "main",
+        sim=sim,
+    )
+    config.stash[STATE] = state
+
+
+def pytest_configure_node(node: Any) -> None:  # xdist hook: hand the simulator URL to workers
+    state = node.config.stash.get(STATE, None)
+    if state is not None:
+        node.workerinput["sm_sim_url"] = state.target.app_url if state.target.kind == "sim" else None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    state = metafunc.config.stash.get(STATE, None)
+    if state is None or "cell_result" not in metafunc.fixturenames:
+        return
+    metafunc.parametrize(
+        "user,account,scope_set",
+        [pytest.param(c.user.id, c.account.id, c.scope_set.id, id=c.id) for c in state.cells],
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            item.add_marker(pytest.mark.xdist_group(str(callspec.params["user"])))
+
+
+def _engine(config: pytest.Config) -> Engine:
+    state = config.stash[STATE]
+    if state.engine is None:
+        choice = find_browser()
+        connect = _opt(config, "sm_connect")
+        if choice is None and not connect:
+            raise UsageError("no Chromium found.", "run 'make setup' (or python -m scopematrix.browser).")
+        is_live = state.target.kind == "live"
+        grace = _opt(config, "sm_grace") or (10.0 if is_live else 2.0)
+        timeout = _opt(config, "sm_timeout") or (30.0 if is_live else 15.0)
+        state.engine = Engine(
+            target=state.target,
+            matrix=state.matrix,
+            run_dir=state.run_dir,
+            run_id=state.run_id,
+            flow=FlowOptions(
+                approve=bool(_opt(config, "sm_approve")),
+                grace_s=grace,
+                timeout_ms=timeout * 1000,
+                retries=int(_opt(config, "sm_retries", 1)),
+                tracing=str(_opt(config, "tracing", "off") or "off"),
+                pinned=state.matrix.spec.pinned,
+            ),
+            browser=BrowserOptions(
+                executable_path=choice.executable_path if choice else None,
+                headless=not _opt(config, "headed", False),
+                slow_mo=float(_opt(config, "slowmo", 0) or 0),
+                channel=(_opt(config, "browser_channel") or None),
+                connect=connect,
+            ),
+            concurrency=int(_opt(config, "sm_concurrency", 4)),
+            diagnose=not _opt(config, "sm_no_diagnose"),
+            sink=ResultSink(state.run_dir / f"results-{state.worker_id}.jsonl"),
+            logins_per_minute=_opt(config, "sm_logins_per_minute") or (6.0 if is_live else None),
+        ).start()
+    return state.engine
+
+
+@pytest.fixture
+def cell_result(request: pytest.FixtureRequest, user: str, account: str, scope_set: str) -> CellResult:
+    config = request.config
+    state = config.stash[STATE]
+    engine = _engine(config)
+    cell_id = f"{user}@{account}/{scope_set}"
+    by_id = {c.id: c for c in state.cells}
+    # Prefetch: everything this process will run (its whole user group under xdist).
+    session_items = request.session.items
+    mine = []
+    for item in session_items:
+        cs = getattr(item, "callspec", None)
+        if cs is None:
+            continue
+        cid = f"{cs.params['user']}@{cs.params['account']}/{cs.params['scope_set']}"
+        if (not state.is_worker or cs.params["user"] == user) and cid in by_id:
+            mine.append(by_id[cid])
+    engine.submit(mine)
+    result = engine.result(by_id[cell_id])
+    _allure(result, state.run_dir)
+    return result
+
+
+def _allure(result: CellResult, run_dir: Path) -> None:
+    if allure is None:
+        return
+    allure.dynamic.title(result.cell_id)
+    allure.dynamic.parameter("user", result.user)
+    allure.dynamic.parameter("account", result.account)
+    allure.dynamic.parameter("scope_set", result.scope_set)
+    allure.dynamic.tag(result.outcome.value)
+    allure.dynamic.story(result.outcome.label)
+    allure.dynamic.feature(result.account)
+    for cap in result.screenshots:
+        with allure.step(f"screen: {cap.screen.value}" + (" (decisive)" if cap.decisive else "")):
+            path = run_dir / cap.path
+            if path.is_file():
+                allure.attach.file(str(path), name=cap.screen.value, attachment_type=allure.attachment_type.PNG)
+    if result.diagnosis is not None:
+        allure.attach(json.dumps(result.to_dict()["diagnosis"], indent=2), "diagnosis", allure.attachment_type.JSON)
+
+
+class InfrastructureTrouble(Exception):
+    """A cell ended in error or on an unknown screen: shown as broken, not as a product failure."""
+
+
+def check_cell(result: CellResult) -> None:
+    detail = f"outcome={result.outcome.value} heading={result.heading!r} message={result.message!r}"
+    if result.outcome.infrastructure and not result.matches_expectation:
+        raise InfrastructureTrouble(detail)
+    if not result.matches_expectation:
+        assert result.expected is not None
+        raise AssertionError(f"expected={result.expected.value} {detail}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None:
+        return
+    if state.engine is not None:
+        state.engine.stop()
+    if state.sim is not None:
+        state.sim.stop()
+
+
+def outcome_counts(results: list[CellResult]) -> dict[Outcome, int]:
+    counts = dict.fromkeys(Outcome, 0)
+    for r in results:
+        counts[r.outcome] += 1
+    return counts
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    state = config.stash.get(STATE, None)
+    if state is None or state.is_worker:
+        return None
+    return (
+        f"scopematrix: {len(state.cells)} cells, target {state.target.kind} {state.target.app_url}, pid {os.getpid()}"
+    )

@@ -1,0 +1,1 @@
+"""The compatibility report: a consumer of CellResult records, independent of pytest."""

@@ -1,0 +1,236 @@
+"""Write a run's report from result records: results.json, results.csv, index.html and a text grid."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from scopematrix.model import RESULTS_SCHEMA_VERSION, CellResult, Outcome
+
+# Okabe-Ito, a colour-blind-safe palette; every cell also carries its label as text.
+COLOURS: dict[Outcome, tuple[str, str]] = {
+    Outcome.GRANTED: ("#009E73", "#fff"),
+    Outcome.GRANTED_PARTIAL: ("#56B4E9", "#000"),
+    Outcome.NEEDS_APPROVAL: ("#F0E442", "#000"),
+    Outcome.DENIED_PERMISSIONS: ("#E69F00", "#000"),
+    Outcome.DENIED_ACCOUNT: ("#D55E00", "#fff"),
+    Outcome.APP_MISCONFIGURED: ("#CC79A7", "#000"),
+    Outcome.LOGIN_FAILED: ("#999999", "#000"),
+    Outcome.UNRECOGNIZED: ("#0072B2", "#fff"),
+    Outcome.ERROR: ("#000000", "#fff"),
+}
+SYMBOLS: dict[Outcome, str] = {
+    Outcome.GRANTED: "OK",
+    Outcome.GRANTED_PARTIAL: "ok~",
+    Outcome.NEEDS_APPROVAL: "APPR",
+    Outcome.DENIED_PERMISSIONS: "USER",
+    Outcome.DENIED_ACCOUNT: "ACCT",
+    Outcome.APP_MISCONFIGURED: "APP",
+    Outcome.LOGIN_FAILED: "LOGIN",
+    Outcome.UNRECOGNIZED: "??",
+    Outcome.ERROR: "ERR",
+}
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    run_id: str
+    target: str
+    target_url: str
+    app: str
+    started_at: str
+    duration_s: float
+    versions: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+    planned_cells: int = 0
+    command: str = ""
+
+
+def sort_key(r: CellResult) -> tuple[str, str, str]:
+    return (r.account, r.user, r.scope_set)
+
+
+def rerun_command(r: CellResult, target: str) -> str:
+    args = ["scopematrix", "run", "--user", r.user, "--account", r.account, "--scope-set", r.scope_set]
+    if target != "sim":
+        args += ["--target", target]
+    return shlex.join(args)
+
+
+def results_document(results: Sequence[CellResult], meta: RunMeta) -> dict[str, Any]:
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "run": asdict(meta),
+        "summary": {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome},
+        "cells": [r.to_dict() for r in sorted(results, key=sort_key)],
+    }
+
+
+CSV_FIELDS = (
+    "cell_id user role account hub_id scope_set outcome expected matches heading message missing_permissions "
+    "requested_scopes optional_scopes offered_scopes granted_scopes blocking_scopes attribution attempts duration_s"
+).split()
+
+
+def write_csv(path: Path, results: Sequence[CellResult]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_FIELDS)
+        for r in sorted(results, key=sort_key):
+            d = r.diagnosis
+            w.writerow(
+                [
+                    r.cell_id,
+                    r.user,
+                    r.role,
+                    r.account,
+                    r.hub_id,
+                    r.scope_set,
+                    r.outcome.value,
+                    r.expected.value if r.expected else "",
+                    r.matches_expectation,
+                    r.heading,
+                    r.message,
+                    " ".join(r.missing_permissions),
+                    " ".join(r.requested_scopes),
+                    " ".join(r.optional_scopes),
+                    " ".join(r.offered_scopes),
+                    " ".join(r.granted_scopes or ()),
+                    " ".join(d.blocking_scopes) if d else "",
+                    d.attribution if d else "",
+                    r.attempts,
+                    r.duration_s,
+                ]
+            )
+
+
+def text_grid(results: Sequence[CellResult], width: int = 14) -> str:
+    """The grid as text: one block per account, users as rows, scope sets as columns."""
+    if not results:
+        return "(no cells finished)"
+    lines: list[str] = []
+    scope_sets = list(dict.fromkeys(r.scope_set for r in sorted(results, key=sort_key)))
+    by_key = {(r.account, r.user, r.scope_set): r for r in results}
+    for account in dict.fromkeys(r.account for r in sorted(results, key=sort_key)):
+        users = list(dict.fromkeys(r.user for r in sorted(results, key=sort_key) if r.account == account))
+        uw = max(len(u) for u in users) + 1
+        lines.append(f"[{account}]")
+        lines.append(" " * uw + " ".join(s[:width].ljust(width) for s in scope_sets))
+        for u in users:
+            row = []
+            for s in scope_sets:
+                r = by_key.get((account, u, s))
+                mark = "" if r is None else SYMBOLS[r.outcome] + ("" if r.matches_expectation else "!")
+                row.append(mark.ljust(width))
+            lines.append(u.ljust(uw) + " ".join(row).rstrip())
+        lines.append("")
+    counts = summary_line(results)
+    legend = "  ".join(f"{v}={k.value}" for k, v in SYMBOLS.items())
+    return "\n".join([*lines, counts, "legend: " + legend + "  !=differs from expectation"])
+
+
+def summary_line(results: Sequence[CellResult]) -> str:
+    parts = [f"{o.value}: {n}" for o in Outcome if (n := sum(1 for r in results if r.outcome is o))]
+    mism = sum(1 for r in results if not r.matches_expectation)
+    return f"{len(results)} cells - " + ", ".join(parts) + f" - {mism} differ from expectation"
+
+
+def _cell_view(r: CellResult, target: str, changes: dict[str, str], trends: dict[str, list[str]]) -> dict[str, Any]:
+    d = r.to_dict()
+    d["label"] = r.outcome.label
+    d["rerun"] = rerun_command(r, target)
+    d["decisive_path"] = r.decisive.path if r.decisive else ""
+    d["change"] = changes.get(r.cell_id, "")
+    d["trend"] = trends.get(r.cell_id, [])
+    d["matches"] = r.matches_expectation
+    return d
+
+
+def write_html(
+    path: Path,
+    results: Sequence[CellResult],
+    meta: RunMeta,
+    changes: dict[str, str] | None = None,
+    trends: dict[str, list[str]] | None = None,
+) -> None:
+    env = Environment(
+        loader=PackageLoader("scopematrix.report", "templates"), autoescape=select_autoescape(default=True)
+    )
+    ordered = sorted(results, key=sort_key)
+    cells = [_cell_view(r, meta.target, changes or {}, trends or {}) for r in ordered]
+    accounts = list(dict.fromkeys(r.account for r in ordered))
+    scope_sets = list(dict.fromkeys(r.scope_set for r in ordered))
+    blocks = []
+    for account in accounts:
+        rows = []
+        for user in dict.fromkeys(r.user for r in ordered if r.account == account):
+            role = next(r.role for r in ordered if r.user == user)
+            rows.append(
+                {
+                    "user": user,
+                    "role": role,
+                    "cells": [
+                        next(
+                            (c for c in cells if c["account"] == account and c["user"] == user and c["scope_set"] == s),
+                            None,
+                        )
+                        for s in scope_sets
+                    ],
+                }
+            )
+        hub = next(r.hub_id for r in ordered if r.account == account)
+        blocks.append({"account": account, "hub_id": hub, "rows": rows})
+    html = env.get_template("index.html.j2").render(
+        meta=asdict(meta),
+        blocks=blocks,
+        scope_sets=scope_sets,
+        users=sorted({r.user for r in ordered}),
+        accounts=accounts,
+        cells=cells,
+        outcomes=[
+            {
+                "value": o.value,
+                "label": o.label,
+                "bg": COLOURS[o][0],
+                "fg": COLOURS[o][1],
+                "count": sum(1 for r in ordered if r.outcome is o),
+            }
+            for o in Outcome
+        ],
+        mismatches=sum(1 for r in ordered if not r.matches_expectation),
+        total=len(ordered),
+    )
+    path.write_text(html, encoding="utf-8")
+
+
+def write_report(
+    run_dir: Path,
+    results: Sequence[CellResult],
+    meta: RunMeta,
+    changes: dict[str, str] | None = None,
+    trends: dict[str, list[str]] | None = None,
+) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    doc = results_document(results, meta)
+    tmp = run_dir / "results.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=False), encoding="utf-8")
+    tmp.replace(run_dir / "results.json")
+    write_csv(run_dir / "results.csv", results)
+    write_html(run_dir / "index.html", results, meta, changes, trends)
+    (run_dir / "summary.txt").write_text(text_grid(results) + "\n", encoding="utf-8")
+    latest = run_dir.parent / "latest"
+    try:
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        os.symlink(run_dir.name, latest)
+    except OSError:
+        pass
+    return run_dir / "index.html"

@@ -1,0 +1,63 @@
+"""The `sim` target: start the embedded simulator and provision the matrix's users from its scenario.
+
+This is set-up, like creating test users in a sandbox portal; nothing here classifies a cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from scopematrix.errors import UsageError
+from scopematrix.matrix import Matrix
+from scopematrix.simulator.app import create_app
+from scopematrix.simulator.scenario import Scenario, load_scenario
+from scopematrix.simulator.server import SimServer
+from scopematrix.simulator.state import SimOptions
+from scopematrix.target import Target, resolve_credentials
+
+
+def provisioned_env(matrix: Matrix, scenario: Scenario) -> dict[str, str]:
+    """Env values for each matrix user's variables, taken from the scenario user with the same id."""
+    env: dict[str, str] = {}
+    for user in matrix.spec.users:
+        sim_user = scenario.users.get(user.id)
+        if sim_user is None:
+            continue
+        env[user.email_env] = sim_user.email
+        env[user.password_env] = sim_user.password
+        if user.totp_secret_env and sim_user.totp_secret:
+            env[user.totp_secret_env] = sim_user.totp_secret
+    app = scenario.apps.get(matrix.app.client_id or "")
+    if app is not None:
+        env[matrix.app.client_secret_env] = app.client_secret
+    return env
+
+
+def start_simulator(scenario_path: Path | None, latency_s: float = 0.0) -> tuple[SimServer, Scenario]:
+    scenario = load_scenario(scenario_path)
+    server = SimServer(create_app(scenario, SimOptions(test_support=True, latency_s=latency_s)))
+    return server.start(), scenario
+
+
+def sim_target(
+    matrix: Matrix, scenario: Scenario, url: str, user_ids: set[str], env: Mapping[str, str] | None = None
+) -> Target:
+    missing = sorted(u for u in user_ids if u not in scenario.users)
+    if missing:
+        raise UsageError(
+            f"matrix user '{missing[0]}' does not exist in the simulator scenario.",
+            "add it to the scenario file or use --target live.",
+        )
+    values = dict(env or {})
+    values.update(provisioned_env(matrix, scenario))
+    client_id = matrix.app.client_id or values.get(matrix.app.client_id_env or "", "")
+    return Target(
+        kind="sim",
+        app_url=url,
+        api_url=url,
+        client_id=client_id,
+        client_secret=values.get(matrix.app.client_secret_env, ""),
+        credentials=resolve_credentials(matrix, values, user_ids),
+        isolation=True,
+    )

@@ -1,0 +1,32 @@
+"""Fail when a Playwright locator appears outside scopematrix/pages/ (style rule: locators only in pages/)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PATTERN = re.compile(r"\.(locator|get_by_role|get_by_label|get_by_text|get_by_test_id|query_selector)\(")
+# The report's own browser tests drive the report page, not HubSpot's screens; they may use locators.
+ALLOWED = ("scopematrix/pages/", "tests/test_report_browser.py")
+
+
+def offenders() -> list[str]:
+    found = []
+    for folder in ("scopematrix", "tests", "fixtures", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith(ALLOWED) or rel == "scopematrix/tools/check_locators.py":
+                continue
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if PATTERN.search(line):
+                    found.append(f"{rel}:{n}: {line.strip()}")
+    return found
+
+
+if __name__ == "__main__":
+    bad = offenders()
+    for line in bad:
+        print(f"locator outside pages/: {line}")
+    sys.exit(1 if bad else 0)
