@@ -27,21 +27,30 @@ class ProbeCache:
         self.count = 0
 
     async def outcome(
-        self, user: str, hub_id: int, scopes: Sequence[str], optional: Sequence[str] = (), namespace: str = ""
+        self,
+        user: str,
+        hub_id: int,
+        scopes: Sequence[str],
+        optional: Sequence[str] = (),
+        namespace: str = "",
+        tally: list[int] | None = None,
     ) -> Outcome:
         key = (user, hub_id, namespace, frozenset(scopes), frozenset(optional))
+        tally = tally if tally is not None else [0]
         if key not in self._cache:
-            out = await self._run(user, hub_id, tuple(scopes), tuple(optional), namespace)
+            out = await self._run(user, hub_id, tuple(scopes), tuple(optional), namespace, tally)
             if out.installs != self._expected_by_monotonicity(key, out):
-                out = await self._run(user, hub_id, tuple(scopes), tuple(optional), namespace)  # contradiction: repeat
+                # It contradicts earlier probes: repeat once and keep the second answer.
+                out = await self._run(user, hub_id, tuple(scopes), tuple(optional), namespace, tally)
             self._cache[key] = out
         return self._cache[key]
 
     async def _run(
-        self, user: str, hub_id: int, scopes: tuple[str, ...], optional: tuple[str, ...], ns: str
+        self, user: str, hub_id: int, scopes: tuple[str, ...], optional: tuple[str, ...], ns: str, tally: list[int]
     ) -> Outcome:
-        for _ in range(2):
+        for _ in range(2):  # an infrastructure hiccup is retried once, like a cell
             self.count += 1
+            tally[0] += 1
             walk = await self.harness.walk(user, hub_id, scopes, optional, ns or None, approve=False, folder=None)
             if not walk.outcome.infrastructure:
                 return walk.outcome

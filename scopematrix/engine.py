@@ -143,9 +143,14 @@ class Engine:
                 cell, expectation.outcome if expectation else None, expectation.reason if expectation else ""
             )
             if self.diagnose and result.outcome.blocked:
-                diagnosis = await self._diagnoser.diagnose(cell, result)
-                timings = dict(result.timings, diagnosis_probes=float(diagnosis.probes))
-                result = dataclasses.replace(result, diagnosis=diagnosis, timings=timings)
+                try:
+                    diagnosis = await self._diagnoser.diagnose(cell, result)
+                except Exception as exc:  # noqa: BLE001 - a failed diagnosis must not lose the cell
+                    note = f" (diagnosis failed: {type(exc).__name__})"
+                    result = dataclasses.replace(result, message=result.message + note)
+                else:
+                    timings = dict(result.timings, diagnosis_probes=float(diagnosis.probes))
+                    result = dataclasses.replace(result, diagnosis=diagnosis, timings=timings)
         if self.sink is not None:
             self.sink.append(result)
         if self.on_result is not None:
