@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from scopematrix.errors import UsageError
 from scopematrix.runs import EXIT_USAGE
@@ -228,11 +228,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     return exit_code(results, stale, args.strict)
 
 
-def _previous_meta(run_dir: Path) -> dict[str, float | str] | None:
+def _previous_meta(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "results.json"
     if not path.is_file():
         return None
-    run: dict[str, float | str] = json.loads(path.read_text())["run"]
+    run: dict[str, Any] = json.loads(path.read_text())["run"]
     return run
 
 
@@ -376,6 +376,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from scopematrix.browser import find_browser
     from scopematrix.engine import BrowserOptions, Engine
     from scopematrix.flow import FlowOptions
@@ -391,8 +393,10 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown {what}.", f"use an id from {matrix.source}.")
     try:
         scope_set = ScopeSetEntry(id="adhoc", scopes=args.scopes.split(), optional=args.optional.split())
-    except ValueError as exc:
-        raise UsageError(f"--scopes: {str(exc).splitlines()[-1].strip()}", "correct the scope names.") from None
+    except ValidationError as exc:
+        msg = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        problem, _, fix = msg.partition(" Fix: ")
+        raise UsageError(f"--scopes: {problem}.", fix or "correct the scope names.") from None
     cell = Cell(user, account, scope_set)
     env = load_env(args.env_file)
     users = {u.id for u in matrix.spec.users if u.id == user.id or (u.super_admin and account.id in u.accounts)}

@@ -169,12 +169,13 @@ class Diagnoser:
             )
             return Diagnosis((), "installer", (), tuple(missing), tuple(remedies), tally[0], "base-probe", summary, 1)
 
+        base_probes = tally[0]  # the base probe above is not part of the search
         culprits, consistent = await binary_splitting(requested, blocked)
         method = "binary-splitting"
         if not consistent:
             method = "ddmin"
             culprits = await ddmin(requested, passes_without)
-        search = tally[0]
+        search = tally[0] - base_probes
         findings = [await self._attribute(cell, scope, result, tally) for scope in culprits]
         levels = {f.level for f in findings}
         attribution = levels.pop() if len(levels) == 1 else "mixed"

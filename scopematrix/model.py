@@ -107,7 +107,7 @@ class Diagnosis:
     probes: int = 0
     method: str = "binary-splitting"
     summary: str = ""
-    search_probes: int = 0  # probes spent finding blocking_scopes (the rest attribute and verify)
+    search_probes: int = 0  # probes spent finding blocking_scopes (others: base probe, attribution, fixes)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import allure
 import pytest
 
 from scopematrix.browser import find_browser
@@ -22,11 +23,6 @@ from scopematrix.flow import FlowOptions
 from scopematrix.matrix import Cell, Matrix, load_matrix
 from scopematrix.model import CellResult, Outcome
 from scopematrix.target import Target, live_target, load_env
-
-try:
-    import allure
-except ImportError:  # pragma: no cover - allure-pytest is a core dependency
-    allure = None
 
 
 @dataclass
@@ -217,8 +213,6 @@ def cell_result(request: pytest.FixtureRequest, user: str, account: str, scope_s
 
 
 def _allure(result: CellResult, run_dir: Path) -> None:
-    if allure is None:
-        return
     allure.dynamic.title(result.cell_id)
     allure.dynamic.parameter("user", result.user)
     allure.dynamic.parameter("account", result.account)

@@ -88,7 +88,7 @@ def check_install(
 ) -> Decision:
     """Account, governance and user checks for a request that passed `check_request`."""
     required = _uniq(("oauth", *request.scopes))
-    optional = _uniq(s for s in request.optional_scopes if s not in required)
+    optional = _uniq([s for s in request.optional_scopes if s not in required])
     bypass = switches.super_admin_bypasses_tier and member.super_admin
 
     lacking = [s for s in required if not account_has(CATALOG[s], account)]

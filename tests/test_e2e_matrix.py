@@ -1,0 +1,160 @@
+"""Browser tests: the harness against the simulator, checked with the rules as the oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scopematrix.browser import find_browser
+from scopematrix.engine import BrowserOptions, Engine, ResultSink, read_results
+from scopematrix.flow import FlowOptions
+from scopematrix.matrix import Cell, load_matrix
+from scopematrix.model import Outcome
+from scopematrix.simtarget import sim_target
+from scopematrix.simulator.app import create_app
+from scopematrix.simulator.scenario import Scenario, ScenarioSpec, SwitchesSpec
+from scopematrix.simulator.server import SimServer
+from scopematrix.simulator.state import SimOptions
+from tests.oracle import decide, expected_outcome
+
+pytestmark = pytest.mark.e2e
+MATRIX = load_matrix()
+
+
+def run_cells(scenario: Scenario, cells: list[Cell], run_dir: Path, approve: bool = False, diagnose: bool = True):
+    choice = find_browser()
+    assert choice is not None, "make setup installs a browser"
+    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
+        target = sim_target(MATRIX, scenario, server.url, {c.user.id for c in cells} | {"super-admin"})
+        engine = Engine(
+            target=target,
+            matrix=MATRIX,
+            run_dir=run_dir,
+            run_id="t",
+            flow=FlowOptions(approve=approve, grace_s=2.0),
+            browser=BrowserOptions(choice.executable_path),
+            concurrency=4,
+            diagnose=diagnose,
+            sink=ResultSink(run_dir / "results-main.jsonl"),
+        )
+        engine.start()
+        try:
+            results = engine.run_all(cells)
+            stats = engine.stats
+        finally:
+            engine.stop()
+    return results, stats, target
+
+
+def pick(*ids: str) -> list[Cell]:
+    by_id = {c.id: c for c in MATRIX.cells()}
+    return [by_id[i] for i in ids]
+
+
+ORACLE_CELLS = [
+    "super-admin@free/seed-app",  # account-only denial
+    "sales-admin@marketing-pro/seed-app",  # user-only denial, two blocking scopes
+    "admin-no-marketplace@marketing-pro/crm-read",
+    "admin-no-marketplace@marketing-pro/crm-after-super-admin",
+    "restricted@enterprise/crm-read",  # App Governance
+    "admin-marketplace@marketing-pro/deals-owners",  # optional scopes dropped
+    "super-admin@enterprise/social-in-scope",  # misconfigured install URL
+    "former-employee@marketing-pro/crm-read",  # login fails
+    "totp-admin@enterprise/custom-objects",  # TOTP login, enterprise-only scopes
+    "admin-marketplace@free/marketing-automation",
+]
+
+
+@pytest.fixture(scope="module")
+def oracle_run(tmp_path_factory, scenario):
+    run_dir = tmp_path_factory.mktemp("run")
+    results, stats, target = run_cells(scenario, pick(*ORACLE_CELLS), run_dir)
+    return {r.cell_id: r for r in results}, stats, target, run_dir
+
+
+def test_every_outcome_kind_matches_the_rules_oracle(oracle_run, scenario):
+    results, _, target, _ = oracle_run
+    for cell in pick(*ORACLE_CELLS):
+        want = expected_outcome(scenario, cell, target.client_id, MATRIX.app.redirect_uri)
+        assert results[cell.id].outcome is want, cell.id
+    kinds = {r.outcome for r in results.values()}
+    assert kinds >= {
+        Outcome.GRANTED,
+        Outcome.GRANTED_PARTIAL,
+        Outcome.DENIED_ACCOUNT,
+        Outcome.DENIED_PERMISSIONS,
+        Outcome.NEEDS_APPROVAL,
+        Outcome.APP_MISCONFIGURED,
+        Outcome.LOGIN_FAILED,
+    }
+
+
+def test_each_user_logs_in_once_and_every_cell_has_a_decisive_screenshot(oracle_run):
+    results, stats, _, run_dir = oracle_run
+    users = {c.user.id for c in pick(*ORACLE_CELLS)} | {"super-admin"}
+    assert stats["logins"] <= len(users)
+    for r in results.values():
+        assert r.decisive is not None and (run_dir / r.decisive.path).is_file(), r.cell_id
+    assert len(read_results([run_dir / "results-main.jsonl"])) == len(ORACLE_CELLS)
+
+
+def test_diagnosis_agrees_with_the_oracle(oracle_run, scenario):
+    results, _, target, _ = oracle_run
+    two = results["sales-admin@marketing-pro/seed-app"].diagnosis
+    truth = decide(scenario, pick("sales-admin@marketing-pro/seed-app")[0], target.client_id, MATRIX.app.redirect_uri)
+    assert two is not None and set(two.blocking_scopes) == set(truth.blocking_scopes) == {"forms", "content"}
+    assert two.attribution == "user"
+    assert two.search_probes <= 2 * 1 + 2 * 2  # d*ceil(log2(n/d)) + 2d with n=4, d=2
+    account = results["super-admin@free/seed-app"].diagnosis
+    assert account is not None and account.blocking_scopes == ("content",) and account.attribution == "account"
+    assert "Marketing Professional" in account.findings[0].hint
+    installer = results["admin-no-marketplace@marketing-pro/crm-read"].diagnosis
+    assert installer is not None and installer.attribution == "installer"
+    fix = next(r for r in installer.remedies if r.kind == "super_admin_first")
+    assert fix.verified is True
+
+
+def test_no_secret_reaches_any_artifact(oracle_run):
+    _, _, target, run_dir = oracle_run
+    secrets = target.secrets()
+    assert secrets
+    for path in run_dir.rglob("*"):
+        if path.is_file() and path.suffix != ".png":
+            text = path.read_bytes().decode("utf-8", "replace")
+            for s in secrets:
+                assert s not in text, f"{s[:4]}… in {path}"
+            assert "code=na1-" not in text
+
+
+def test_older_ui_generations_are_understood(tmp_path, scenario):
+    spec = ScenarioSpec.model_validate(
+        {**_spec_dict(scenario), "switches": SwitchesSpec(denial_page="legacy", consent_button="Grant access")}
+    )
+    old = Scenario(spec)
+    results, _, _ = run_cells(
+        old,
+        pick("super-admin@marketing-pro/crm-read", "admin-no-marketplace@marketing-pro/crm-read"),
+        tmp_path,
+        diagnose=False,
+    )
+    by_id = {r.cell_id: r for r in results}
+    assert by_id["super-admin@marketing-pro/crm-read"].outcome is Outcome.GRANTED
+    denied = by_id["admin-no-marketplace@marketing-pro/crm-read"]
+    assert denied.outcome is Outcome.DENIED_PERMISSIONS and "correct role" in denied.message
+
+
+def test_approve_exchanges_the_code_and_reads_granted_scopes(tmp_path, scenario):
+    results, _, _ = run_cells(
+        scenario, pick("admin-marketplace@marketing-pro/deals-owners"), tmp_path, approve=True, diagnose=False
+    )
+    r = results[0]
+    assert r.outcome is Outcome.GRANTED_PARTIAL
+    assert r.granted_scopes == ("oauth", "crm.objects.contacts.read", "crm.objects.deals.read")
+
+
+def _spec_dict(scenario: Scenario) -> dict:
+    import yaml
+
+    assert scenario.source is not None
+    return yaml.safe_load(scenario.source.read_text())
