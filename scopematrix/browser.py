@@ -68,23 +68,21 @@ def find_browser() -> BrowserChoice | None:
     return None
 
 
+def _quietly(command: list[str], timeout: float) -> None:
+    """Run an install step; its success is judged by find_browser() afterwards, not by its exit code."""
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(command, check=False, timeout=timeout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def ensure_browser() -> BrowserChoice:
     found = find_browser()
     if found is not None:
         return found
-    subprocess.run(
-        [sys.executable, "-m", "playwright", "install", "chromium"],
-        check=False,
-        timeout=900,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    _quietly([sys.executable, "-m", "playwright", "install", "chromium"], timeout=900)
     found = find_browser()
     if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False, "env": env}
-        subprocess.run(["apt-get", "update", "-q"], timeout=900, **quiet)  # type: ignore[call-overload]
-        subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], timeout=1800, **quiet)  # type: ignore[call-overload]
+        _quietly(["apt-get", "update", "-q"], timeout=900)
+        _quietly(["apt-get", "install", "-y", "-q", "chromium"], timeout=1800)
         found = find_browser()
     if found is None:
         raise SystemExit(

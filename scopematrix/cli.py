@@ -39,11 +39,11 @@ def _shard(value: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def _seconds(value: str) -> float:
+def _non_negative(value: str) -> float:
     try:
         out = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{value}' is not a number of seconds") from None
+        raise argparse.ArgumentTypeError(f"'{value}' is not a number") from None
     if out < 0:
         raise argparse.ArgumentTypeError(f"'{value}' is negative")
     return out
@@ -78,12 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cells")
     run.add_argument("--connect", metavar="WS_URL", help="use a remote Playwright browser server")
     run.add_argument("--headed", action="store_true")
-    run.add_argument("--slowmo", type=_seconds, default=0.0, help="milliseconds between actions")
+    run.add_argument("--slowmo", type=_non_negative, default=0.0, help="milliseconds between actions")
     run.add_argument("--tracing", choices=["on", "off", "retain-on-failure"], default="off")
-    run.add_argument("--timeout", type=_seconds, help="per-action timeout in seconds")
-    run.add_argument("--grace", type=_seconds, help="seconds a screen may take to become recognisable")
+    run.add_argument("--timeout", type=_non_negative, help="per-action timeout in seconds")
+    run.add_argument("--grace", type=_non_negative, help="seconds a screen may take to become recognisable")
     run.add_argument("--retries", type=int, default=1, choices=[0, 1, 2])
-    run.add_argument("--latency", type=_seconds, default=0.0, help="simulator: per-response latency in seconds")
+    run.add_argument("--latency", type=_non_negative, default=0.0, help="simulator: per-response latency in seconds")
     run.add_argument("--target-url", help="simulator: use one already running at this URL")
     run.add_argument("--reports", type=Path, default=REPORTS, help="reports folder (default reports/)")
     run.add_argument("--quiet", action="store_true")
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenario", type=Path)
     sim.add_argument("--port", type=int, default=0)
     sim.add_argument("--test-support", action="store_true", help="enable /__sim reset and fault switches")
-    sim.add_argument("--latency", type=_seconds, default=0.0)
+    sim.add_argument("--latency", type=_non_negative, default=0.0)
 
     hist = sub.add_parser("history", help="list recorded runs")
     hist.add_argument("--reports", type=Path, default=REPORTS)
@@ -114,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--account", required=True)
     diag.add_argument("--scopes", required=True, help='space-separated, e.g. "forms content"')
     diag.add_argument("--optional", default="", help="space-separated optional scopes")
-    for name in ("--matrix", "--scenario", "--env-file", "--app-url", "--api-url"):
-        diag.add_argument(name, type=Path if name in ("--matrix", "--scenario", "--env-file") else str)
+    for path_option in ("--matrix", "--scenario", "--env-file"):
+        diag.add_argument(path_option, type=Path)
+    diag.add_argument("--app-url")
+    diag.add_argument("--api-url")
     diag.add_argument("--target", choices=["sim", "live"], default="sim")
 
     login = sub.add_parser("login", help="log a user in with a headed browser and save the login state")
@@ -138,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from scopematrix.runs import exit_code, finish, new_run_id, versions
 
     matrix = load_matrix(args.matrix, args.baseline)
-    cells = matrix.select(args.user, args.account, args.scope_set)
+    cells = selected = matrix.select(args.user, args.account, args.scope_set)
     if args.shard:
         i, n = args.shard
         cells = [c for k, c in enumerate(cells) if k % n == i - 1]
@@ -166,7 +168,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.target == "live":  # fail on missing credentials before any browser starts
         from scopematrix.target import live_target, load_env
 
-        live_target(matrix, load_env(args.env_file), {c.user.id for c in cells}, args.app_url, args.api_url)
+        live_target(
+            matrix,
+            load_env(args.env_file),
+            matrix.users_needed(cells, not args.no_diagnose),
+            args.app_url,
+            args.api_url,
+        )
     pytest_args = [
         str(SUITE / "test_matrix.py"), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(SUITE),
         "-p", "scopematrix.plugin", "-p", "no:randomly",
@@ -213,7 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         duration_s=round(time.monotonic() - t0 + (previous["duration_s"] if previous else 0.0), 2),
         versions=versions(),
         interrupted=interrupted,
-        planned_cells=len(matrix.select(args.user, args.account, args.scope_set)),
+        planned_cells=len(selected),
         command="scopematrix " + " ".join(sys.argv[2:]),
     )
     results, grid = finish(run_dir, meta, matrix, args.update_baseline and not interrupted)
@@ -399,7 +407,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         raise UsageError(f"--scopes: {problem}.", fix or "correct the scope names.") from None
     cell = Cell(user, account, scope_set)
     env = load_env(args.env_file)
-    users = {u.id for u in matrix.spec.users if u.id == user.id or (u.super_admin and account.id in u.accounts)}
+    users = matrix.users_needed([cell])
     server = None
     if args.target == "live":
         target = live_target(matrix, env, users, args.app_url, args.api_url)

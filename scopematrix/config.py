@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from scopematrix.errors import UsageError
+from scopematrix.rules import catalog
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
@@ -95,3 +96,23 @@ def validate(model: type[M], data: Any, path: Path, lines: dict[Loc, int]) -> M:
 def fail(problem: str, fix: str) -> ValueError:
     """A ValueError for pydantic validators that carries its fix."""
     return ValueError(f"{problem} Fix: {fix}")
+
+
+def known_scopes(names: list[str]) -> list[str]:
+    """Validator: every name is a HubSpot scope; an unknown one gets a "did you mean"."""
+    for name in names:
+        if not catalog.known(name):
+            hint = catalog.suggest(name)
+            raise fail(
+                f"unknown scope '{name}'",
+                f"did you mean '{hint}'?" if hint else "use a scope name from HubSpot's scope list.",
+            )
+    return names
+
+
+def unique_ids(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise fail(f"duplicate id '{i}' in {what}", "give every entry its own id.")
+        seen.add(i)

@@ -42,6 +42,7 @@ from scopematrix.redact import Redactor
 from scopematrix.target import Target
 
 ISOLATION_HEADER = "X-Scopematrix-Isolation"
+LEFT_LOGIN_GRACE_S = 0.3
 LOGIN_SCREENS = (Screen.LOGIN_EMAIL, Screen.LOGIN_PASSWORD, Screen.LOGIN_2FA, Screen.LOGIN_REMEMBER)
 StorageState = dict[str, Any]
 
@@ -78,6 +79,10 @@ class LoginFailure:
     message: str
     captures: tuple[Capture, ...]
     outcome: Outcome = Outcome.LOGIN_FAILED
+
+    def as_walk(self) -> Walk:
+        error = self.message if self.outcome is Outcome.ERROR else ""
+        return Walk(self.outcome, heading="Login", message=self.message, captures=list(self.captures), error=error)
 
 
 def classify_error(cause: ErrorCause) -> Outcome:
@@ -162,7 +167,6 @@ class Harness:
         self._login_locks: dict[str, asyncio.Lock] = {}
         self._limiter = LoginLimiter(logins_per_minute)
         self.logins = 0
-        self.probes = 0
         self._http = httpx.AsyncClient(timeout=options.timeout_ms / 1000)
 
     async def close(self) -> None:
@@ -242,12 +246,14 @@ class Harness:
             page = await context.new_page()
             await page.goto(self.target.app_url + "/login", wait_until="domcontentloaded")
             for _ in range(self.options.max_steps):
-                obj = await identify(page, self.options.grace_s)
+                # Past /login the account's home page shows; no page object knows it, so don't wait long.
+                left_login = not urlsplit(page.url).path.startswith("/login")
+                obj = await identify(page, LEFT_LOGIN_GRACE_S if left_login else self.options.grace_s)
                 if isinstance(obj, LoginEmailPage | LoginPasswordPage | TwoFactorPage):
                     error = await obj.error_text()
                     if error:
                         await self._capture(obj, page, folder, captures)
-                        return LoginFailure(self.redact(error), _flag_last(captures))
+                        return LoginFailure(self.redact(error), flag_decisive(captures))
                 if isinstance(obj, LoginEmailPage):
                     await obj.submit_email(creds.email)
                 elif isinstance(obj, LoginPasswordPage):
@@ -255,7 +261,8 @@ class Harness:
                 elif isinstance(obj, TwoFactorPage):
                     if not creds.totp_secret:
                         await self._capture(obj, page, folder, captures)
-                        return LoginFailure("2FA code requested but no TOTP secret is configured", _flag_last(captures))
+                        message = "2FA code requested but no TOTP secret is configured"
+                        return LoginFailure(message, flag_decisive(captures))
                     await obj.submit_code(pyotp.TOTP(creds.totp_secret).now())
                 elif isinstance(obj, RememberMePage):
                     await obj.skip_for_now()
@@ -282,26 +289,16 @@ class Harness:
         folder: Path | None,
         tracing: bool = False,
     ) -> Walk:
-        state = await self.login(user_id)
-        if isinstance(state, LoginFailure):
-            return Walk(
-                state.outcome,
-                heading="Login",
-                message=state.message,
-                captures=list(state.captures),
-                error=state.message if state.outcome is Outcome.ERROR else "",
-            )
-        walk = await self._walk_once(state, hub_id, scopes, optional, namespace, approve, folder, tracing)
-        if walk.needs_login:  # the saved session expired: log in again, once
-            state = await self.login(user_id, force=True)
+        walk: Walk | None = None
+        for force in (False, True):  # the second pass: the saved session expired, log in again once
+            state = await self.login(user_id, force=force)
             if isinstance(state, LoginFailure):
-                return Walk(state.outcome, heading="Login", message=state.message, captures=list(state.captures))
+                return state.as_walk()
             walk = await self._walk_once(state, hub_id, scopes, optional, namespace, approve, folder, tracing)
-            if walk.needs_login:
-                walk.outcome, walk.message = (
-                    Outcome.LOGIN_FAILED,
-                    "HubSpot asked for a login again after login",
-                )
+            if not walk.needs_login:
+                return walk
+        assert walk is not None
+        walk.outcome, walk.message = Outcome.LOGIN_FAILED, "HubSpot asked for a login again right after login"
         return walk
 
     async def _walk_once(
@@ -343,7 +340,8 @@ class Harness:
             await context.tracing.start(screenshots=True, snapshots=True)
         walk = Walk(Outcome.ERROR)
         try:
-            await context.route(lambda u: u.startswith(redirect_uri), on_redirect)
+            # A regex is matched by the driver; a Python predicate would intercept every request.
+            await context.route(re.compile("^" + re.escape(redirect_uri)), on_redirect)
             page = await context.new_page()
             page.on("response", on_response)
             await page.goto(url, wait_until="domcontentloaded")
@@ -429,8 +427,8 @@ class Harness:
                 break
             walk.outcome, walk.message = Outcome.UNRECOGNIZED, f"unexpected screen: {obj.SCREEN.value}"
             break
-        if walk.captures and not walk.needs_login:
-            walk.captures[-1] = dataclasses.replace(walk.captures[-1], decisive=True)
+        if not walk.needs_login:
+            walk.captures = list(flag_decisive(walk.captures))
         return walk
 
     async def _finish_install(
@@ -523,7 +521,7 @@ class Harness:
             cell.account.hub_id if self.options.pinned else None,
             tuple(cell.scope_set.scopes),
             tuple(cell.scope_set.optional),
-            "STATE",
+            "REDACTED",
         )
         trace = self.run_dir / "cells" / slug(cell.id) / f"attempt-{attempts}" / "trace.zip"
         return CellResult(
@@ -547,7 +545,7 @@ class Harness:
             attempts=attempts,
             duration_s=round(time.monotonic() - started, 3),
             timings=timings,
-            authorize_url=self.redact(url).replace("state=STATE", "state=[REDACTED]"),
+            authorize_url=url,
             error=walk.error,
             html_path=walk.html_path,
             trace_path=str(trace.relative_to(self.run_dir)) if trace.exists() else "",
@@ -556,7 +554,8 @@ class Harness:
         )
 
 
-def _flag_last(captures: list[Capture]) -> tuple[Capture, ...]:
+def flag_decisive(captures: list[Capture]) -> tuple[Capture, ...]:
+    """The last screen passed is where the outcome was decided."""
     if not captures:
         return ()
     return (*captures[:-1], dataclasses.replace(captures[-1], decisive=True))

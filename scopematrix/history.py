@@ -78,13 +78,18 @@ class History:
         ).fetchone()
         return str(row[0]) if row else None
 
-    def trend(self, cell_id: str, target: str, limit: int = 10) -> list[Outcome]:
+    def trends(self, target: str, runs: int = 10) -> dict[str, list[Outcome]]:
+        """Each cell's outcomes over the target's last `runs` runs, oldest first (one query)."""
         rows = self.db.execute(
-            "SELECT c.outcome FROM cells c JOIN runs r ON r.run_id = c.run_id WHERE c.cell_id = ? AND r.target = ? "
-            "ORDER BY r.run_id DESC LIMIT ?",
-            (cell_id, target, limit),
+            "SELECT c.cell_id, c.outcome FROM cells c JOIN "
+            "(SELECT run_id FROM runs WHERE target = ? ORDER BY run_id DESC LIMIT ?) r ON r.run_id = c.run_id "
+            "ORDER BY c.run_id",
+            (target, runs),
         )
-        return [Outcome(r[0]) for r in rows][::-1]
+        out: dict[str, list[Outcome]] = {}
+        for cell_id, outcome in rows:
+            out.setdefault(cell_id, []).append(Outcome(outcome))
+        return out
 
 
 def flips(before: dict[str, Outcome], after: dict[str, Outcome]) -> list[tuple[str, Outcome | None, Outcome | None]]:

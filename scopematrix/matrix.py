@@ -10,24 +10,12 @@ from pathlib import Path
 import yaml
 from pydantic import field_validator, model_validator
 
-from scopematrix.config import Strict, fail, load_yaml, validate
+from scopematrix.config import Strict, fail, known_scopes, load_yaml, unique_ids, validate
 from scopematrix.errors import UsageError
 from scopematrix.model import Outcome
-from scopematrix.rules import catalog
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DEFAULT_MATRIX = FIXTURES / "matrix.yaml"
-
-
-def _scopes(names: list[str]) -> list[str]:
-    for name in names:
-        if not catalog.known(name):
-            hint = catalog.suggest(name)
-            raise fail(
-                f"unknown scope '{name}'",
-                f"did you mean '{hint}'?" if hint else "use a scope from HubSpot's scope list.",
-            )
-    return names
 
 
 def _env_name(value: str | None) -> str | None:
@@ -92,8 +80,8 @@ class ScopeSetEntry(Strict):
         if not self.scopes and not self.optional:
             raise fail(f"scope set '{self.id}' is empty", "list at least one scope under scopes.")
         if not self.allow_invalid:
-            _scopes(self.scopes)
-            _scopes(self.optional)
+            known_scopes(self.scopes)
+            known_scopes(self.optional)
         return self
 
 
@@ -107,14 +95,9 @@ class MatrixSpec(Strict):
 
     @model_validator(mode="after")
     def _refs(self) -> MatrixSpec:
-        for what, ids in (
-            ("accounts", [a.id for a in self.accounts]),
-            ("users", [u.id for u in self.users]),
-            ("scope_sets", [s.id for s in self.scope_sets]),
-        ):
-            dup = next((i for n, i in enumerate(ids) if i in ids[:n]), None)
-            if dup is not None:
-                raise fail(f"duplicate id '{dup}' in {what}", "give every entry its own id.")
+        unique_ids("accounts", [a.id for a in self.accounts])
+        unique_ids("users", [u.id for u in self.users])
+        unique_ids("scope_sets", [s.id for s in self.scope_sets])
         accounts = {a.id for a in self.accounts}
         users = {u.id for u in self.users}
         for user in self.users:
@@ -207,6 +190,16 @@ class Matrix:
             for c in self.cells()
             if keep(c.user.id, users) and keep(c.account.id, accounts) and keep(c.scope_set.id, scope_sets)
         ]
+
+    def users_needed(self, cells: Sequence[Cell], diagnose: bool = True) -> set[str]:
+        """Users whose credentials the cells need: their own, installed_by, and with diagnosis the super
+        admins of their accounts (asked whether the account or the user is at fault)."""
+        needed = {c.user.id for c in cells} | {c.scope_set.installed_by for c in cells if c.scope_set.installed_by}
+        if not diagnose:
+            return needed
+        accounts = {c.account.id for c in cells}
+        needed |= {u.id for u in self.spec.users if u.super_admin and accounts & set(u.accounts)}
+        return needed
 
     def expectation(self, cell_id: str) -> Expectation | None:
         if self.baseline is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from scopematrix.engine import BrowserOptions, Engine, ResultSink
 from scopematrix.errors import UsageError
 from scopematrix.flow import FlowOptions
 from scopematrix.matrix import Cell, Matrix, load_matrix
-from scopematrix.model import CellResult, Outcome
+from scopematrix.model import CellResult
 from scopematrix.target import Target, live_target, load_env
 
 
@@ -36,6 +36,12 @@ class RunState:
     worker_id: str
     engine: Engine | None = None
     sim: Any = None
+    by_id: dict[str, Cell] = field(default_factory=dict)
+    prefetched: set[str] = field(default_factory=set)
+    selected: set[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.by_id = {c.id: c for c in self.cells}
 
 
 STATE = pytest.StashKey[RunState]()
@@ -98,7 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
         wanted = set(Path(only).read_text().split())
         cells = [c for c in cells if c.id in wanted]
     run_dir = Path(_opt(config, "sm_run_dir"))
-    user_ids = {c.user.id for c in cells}
+    user_ids = matrix.users_needed(cells, diagnose=not _opt(config, "sm_no_diagnose"))
     env = load_env(Path(_opt(config, "sm_env_file")) if _opt(config, "sm_env_file") else None)
     sim = None
     if _opt(config, "sm_target") == "live":
@@ -189,25 +195,32 @@ def _engine(config: pytest.Config) -> Engine:
     return state.engine
 
 
+def _cell_id(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "scope_set" not in callspec.params:
+        return None
+    p = callspec.params
+    return f"{p['user']}@{p['account']}/{p['scope_set']}"
+
+
+def _prefetch(state: RunState, session: pytest.Session, engine: Engine, user: str) -> None:
+    """Submit, once, every cell this process will run: all selected cells, or under xdist the user's
+    group (loadgroup sends a whole group to one worker). The engine runs them `concurrency` at a time."""
+    group = user if state.is_worker else "*"
+    if group in state.prefetched:
+        return
+    state.prefetched.add(group)
+    if state.selected is None:
+        state.selected = {cid for item in session.items if (cid := _cell_id(item))}
+    engine.submit([c for c in state.cells if c.id in state.selected and group in ("*", c.user.id)])
+
+
 @pytest.fixture
 def cell_result(request: pytest.FixtureRequest, user: str, account: str, scope_set: str) -> CellResult:
-    config = request.config
-    state = config.stash[STATE]
-    engine = _engine(config)
-    cell_id = f"{user}@{account}/{scope_set}"
-    by_id = {c.id: c for c in state.cells}
-    # Prefetch: everything this process will run (its whole user group under xdist).
-    session_items = request.session.items
-    mine = []
-    for item in session_items:
-        cs = getattr(item, "callspec", None)
-        if cs is None:
-            continue
-        cid = f"{cs.params['user']}@{cs.params['account']}/{cs.params['scope_set']}"
-        if (not state.is_worker or cs.params["user"] == user) and cid in by_id:
-            mine.append(by_id[cid])
-    engine.submit(mine)
-    result = engine.result(by_id[cell_id])
+    state = request.config.stash[STATE]
+    engine = _engine(request.config)
+    _prefetch(state, request.session, engine, user)
+    result = engine.result(state.by_id[f"{user}@{account}/{scope_set}"])
     _allure(result, state.run_dir)
     return result
 
@@ -250,13 +263,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.engine.stop()
     if state.sim is not None:
         state.sim.stop()
-
-
-def outcome_counts(results: list[CellResult]) -> dict[Outcome, int]:
-    counts = dict.fromkeys(Outcome, 0)
-    for r in results:
-        counts[r.outcome] += 1
-    return counts
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

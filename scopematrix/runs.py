@@ -73,7 +73,7 @@ def finish(
             elif before is not None and before is not r.outcome:
                 kind = "fixed" if r.outcome.installs else ("new screen" if r.outcome.infrastructure else "new failure")
                 changes[r.cell_id] = f"{kind} (was {before.value})"
-        trends = {r.cell_id: [o.value for o in history.trend(r.cell_id, meta.target)] for r in results}
+        trends = {cid: [o.value for o in seq] for cid, seq in history.trends(meta.target).items()}
     finally:
         history.close()
     write_report(run_dir, results, meta, changes, trends)

@@ -32,7 +32,6 @@ def expected_outcome(scenario: Scenario, cell: Cell, client_id: str, redirect: s
         return Outcome.LOGIN_FAILED
     approved: set[str] = set()
     if cell.scope_set.installed_by:
-        pre = decide(scenario, Cell(cell.user, cell.account, cell.scope_set), client_id, redirect)
         installer = scenario.users[cell.scope_set.installed_by]
         member = installer.membership(cell.account.hub_id)
         assert member is not None
@@ -41,7 +40,6 @@ def expected_outcome(scenario: Scenario, cell: Cell, client_id: str, redirect: s
             scenario.apps[client_id], req, scenario.accounts[cell.account.hub_id], member, set(), scenario.switches
         )
         approved = set(d.granted) if d.verdict is Verdict.CONSENT else set()
-        del pre
     d = decide(scenario, cell, client_id, redirect, approved)
     if d.verdict is Verdict.CONSENT:
         return Outcome.GRANTED_PARTIAL if d.dropped_optional else Outcome.GRANTED

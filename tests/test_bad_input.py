@@ -131,7 +131,13 @@ LIVE_ENV_CASES = [
         "SCOPEMATRIX_APP_URL",
     ),
     (
-        {"SCOPEMATRIX_CLIENT_SECRET": "x", "SM_TOTP_ADMIN_EMAIL": "a@b.c", "SM_TOTP_ADMIN_PASSWORD": "p"},
+        {
+            "SCOPEMATRIX_CLIENT_SECRET": "x",
+            "SM_TOTP_ADMIN_EMAIL": "a@b.c",
+            "SM_TOTP_ADMIN_PASSWORD": "p",
+            "SM_SUPER_ADMIN_EMAIL": "s@b.c",  # diagnosis asks the account's super admin too
+            "SM_SUPER_ADMIN_PASSWORD": "p",
+        },
         "SM_TOTP_ADMIN_TOTP_SECRET",
     ),
 ]

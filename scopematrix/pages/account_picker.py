@@ -34,6 +34,5 @@ class AccountPickerPage(BasePage):
         if not await row.count():
             return False
         await self.dismiss_cookie_banner()
-        await row.first.get_by_role("button").or_(row.first.locator("a")).first.click()
-        await self.page.wait_for_load_state("domcontentloaded")
+        await self.click_away(row.first.get_by_role("button").or_(row.first.locator("a")).first)
         return True

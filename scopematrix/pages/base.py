@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from playwright.async_api import Locator, Page
 
 from scopematrix.model import Screen
@@ -23,13 +25,35 @@ class BasePage:
     async def is_current(self) -> bool:
         return await self.identity().count() > 0
 
+    @staticmethod
+    async def text_of(locator: Locator) -> str:
+        """The element's text, or "" when the screen doesn't have it."""
+        return (await locator.inner_text()).strip() if await locator.count() else ""
+
     async def heading_text(self) -> str:
-        return (await self.heading.inner_text()).strip() if await self.heading.count() else ""
+        return await self.text_of(self.heading)
+
+    async def click_away(self, button: Locator, unless: Locator | None = None) -> None:
+        """Click, then wait until this screen is gone, or until `unless` (say, an error) shows.
+
+        Waiting for a load state is not enough: it returns at once while the old document is still
+        there, and the next screen would be mistaken for this one. This works for single-page apps too.
+        """
+        await button.click()
+        waits = [asyncio.ensure_future(self.identity().first.wait_for(state="detached"))]
+        if unless is not None:
+            waits.append(asyncio.ensure_future(unless.first.wait_for(state="visible")))
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            task.result()
 
     async def dismiss_cookie_banner(self) -> None:
         if await self._decline_cookies.count() and await self._decline_cookies.first.is_visible():
             await self._decline_cookies.first.click()
-            await self.page.wait_for_load_state("domcontentloaded")
+            await self._decline_cookies.first.wait_for(state="detached")
 
     def secret_fields(self) -> list[Locator]:
         """Inputs to mask in screenshots."""

@@ -39,5 +39,4 @@ class ConsentPage(BasePage):
 
     async def cancel(self) -> None:
         await self.dismiss_cookie_banner()
-        await self.cancel_button.click()
-        await self.page.wait_for_load_state("domcontentloaded")
+        await self.click_away(self.cancel_button)

@@ -45,7 +45,18 @@ def cause_of(message: str) -> ErrorCause:
     return next((cause for pattern, cause in _CAUSES if pattern.search(message)), ErrorCause.UNKNOWN)
 
 
-class ConnectionErrorPage(BasePage):
+class _MessagePage(BasePage):
+    """A screen that ends the flow with a heading and one message paragraph."""
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.body = page.locator('[data-test-id="error-message"]').first
+
+    async def message(self) -> str:
+        return await self.text_of(self.body)
+
+
+class ConnectionErrorPage(_MessagePage):
     """All headed "Couldn't complete the connection" (apostrophe often typographic)."""
 
     SCREEN = Screen.CONNECTION_ERROR
@@ -58,14 +69,11 @@ class ConnectionErrorPage(BasePage):
     def identity(self) -> Locator:
         return self.title
 
-    async def message(self) -> str:
-        return (await self.body.inner_text()).strip() if await self.body.count() else ""
-
     async def cause(self) -> ErrorCause:
         return cause_of(await self.message())
 
 
-class PermissionDeniedPage(BasePage):
+class PermissionDeniedPage(_MessagePage):
     """The legacy "correct role" page [R15] or the 2026 page listing missing user permissions [R30]."""
 
     SCREEN = Screen.PERMISSION_DENIED
@@ -75,7 +83,6 @@ class PermissionDeniedPage(BasePage):
         self.modern = page.get_by_role("heading", name=re.compile(r"You don.t have the right permissions"))
         self.legacy = page.get_by_text(re.compile(r"You do not have the correct role to grant these permissions"))
         self.permission_items = page.locator('[data-test-id="missing-permissions"] li')
-        self.body = page.locator('[data-test-id="error-message"]').first
 
     def identity(self) -> Locator:
         return self.modern.or_(self.legacy)
@@ -83,14 +90,11 @@ class PermissionDeniedPage(BasePage):
     async def generation(self) -> str:
         return "2026" if await self.modern.count() else "legacy"
 
-    async def message(self) -> str:
-        return (await self.body.inner_text()).strip() if await self.body.count() else ""
-
     async def missing_permissions(self) -> list[str]:
         return [(await li.inner_text()).strip() for li in await self.permission_items.all()]
 
 
-class ApprovalNeededPage(BasePage):
+class ApprovalNeededPage(_MessagePage):
     """App Governance (beta, Apr 2026): non-admins must request approval [R22][R38]."""
 
     SCREEN = Screen.NEEDS_APPROVAL
@@ -98,16 +102,12 @@ class ApprovalNeededPage(BasePage):
     def __init__(self, page: Page) -> None:
         super().__init__(page)
         self.title = page.get_by_role("heading", name=re.compile(r"Request approval", re.I))
-        self.body = page.locator('[data-test-id="error-message"]').first
 
     def identity(self) -> Locator:
         return self.title.or_(self.page.get_by_text(re.compile(r"hasn.t been approved to access")))
 
-    async def message(self) -> str:
-        return (await self.body.inner_text()).strip() if await self.body.count() else ""
 
-
-class CancelledPage(BasePage):
+class CancelledPage(_MessagePage):
     SCREEN = Screen.CANCELLED
 
     def __init__(self, page: Page) -> None:
@@ -117,6 +117,3 @@ class CancelledPage(BasePage):
 
     def identity(self) -> Locator:
         return self.title
-
-    async def message(self) -> str:
-        return (await self.body.inner_text()).strip() if await self.body.count() else ""

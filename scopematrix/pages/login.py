@@ -14,7 +14,13 @@ class _LoginStep(BasePage):
         self.error = page.locator('[data-test-id="login-error"], [role="alert"]').first
 
     async def error_text(self) -> str:
-        return (await self.error.inner_text()).strip() if await self.error.count() else ""
+        return await self.text_of(self.error)
+
+    async def submit(self, field: Locator, value: str, button: Locator) -> None:
+        """Fill one field and press its button: every login step is this."""
+        await self.dismiss_cookie_banner()
+        await field.fill(value)
+        await self.click_away(button, unless=self.error)
 
 
 class LoginEmailPage(_LoginStep):
@@ -30,10 +36,7 @@ class LoginEmailPage(_LoginStep):
         return self.email
 
     async def submit_email(self, email: str) -> None:
-        await self.dismiss_cookie_banner()
-        await self.email.fill(email)
-        await self.next_button.click()
-        await self.page.wait_for_load_state("domcontentloaded")
+        await self.submit(self.email, email, self.next_button)
 
 
 class LoginPasswordPage(_LoginStep):
@@ -44,7 +47,7 @@ class LoginPasswordPage(_LoginStep):
         self.password = (
             page.locator('[data-test-id="password-input-field"]').or_(page.get_by_label("Password", exact=True)).first
         )
-        self.submit = (
+        self.login_button = (
             page.locator('[data-test-id="password-login-submit"]')
             .or_(page.locator('[data-test-id="password-login-button"]'))
             .first
@@ -54,10 +57,7 @@ class LoginPasswordPage(_LoginStep):
         return self.password
 
     async def submit_password(self, password: str) -> None:
-        await self.dismiss_cookie_banner()
-        await self.password.fill(password)
-        await self.submit.click()
-        await self.page.wait_for_load_state("domcontentloaded")
+        await self.submit(self.password, password, self.login_button)
 
 
 class TwoFactorPage(_LoginStep):
@@ -66,7 +66,7 @@ class TwoFactorPage(_LoginStep):
     def __init__(self, page: Page) -> None:
         super().__init__(page)
         self.code = page.locator('[data-test-id="two-factor-code-input"]').or_(page.locator("input#code")).first
-        self.submit = (
+        self.verify_button = (
             page.locator('[data-test-id="2fa-code-submit"]')
             .or_(page.locator('[data-test-id="confirm-to-login-submit"]'))
             .first
@@ -79,9 +79,7 @@ class TwoFactorPage(_LoginStep):
         return [*super().secret_fields(), self.code]
 
     async def submit_code(self, code: str) -> None:
-        await self.code.fill(code)
-        await self.submit.click()
-        await self.page.wait_for_load_state("domcontentloaded")
+        await self.submit(self.code, code, self.verify_button)
 
 
 class RememberMePage(_LoginStep):
@@ -98,5 +96,4 @@ class RememberMePage(_LoginStep):
         return self.remember.or_(self.skip)
 
     async def skip_for_now(self) -> None:
-        await self.skip.first.click()
-        await self.page.wait_for_load_state("domcontentloaded")
+        await self.click_away(self.skip.first)

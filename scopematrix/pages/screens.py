@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from scopematrix.model import Screen
 from scopematrix.pages.account_picker import AccountPickerPage
@@ -35,16 +35,20 @@ PAGE_TYPES: tuple[type[BasePage], ...] = (
 
 
 async def identify(page: Page, grace_s: float) -> BasePage | None:
-    """The page object for the current screen, or None when nothing matches within `grace_s`."""
-    deadline = time.monotonic() + grace_s
-    while True:
-        for cls in PAGE_TYPES:
-            obj = cls(page)
-            if await obj.is_current():
-                return obj
-        if time.monotonic() >= deadline:
-            return None
-        await asyncio.sleep(0.05)
+    """The page object for the current screen, or None when nothing matches within `grace_s`.
+
+    One wait in the browser for any screen's identity, then every identity checked at once: no polling.
+    """
+    candidates = [cls(page) for cls in PAGE_TYPES]
+    any_screen = candidates[0].identity()
+    for obj in candidates[1:]:
+        any_screen = any_screen.or_(obj.identity())
+    try:
+        await any_screen.first.wait_for(state="attached", timeout=grace_s * 1000)
+    except PlaywrightTimeoutError:
+        return None
+    hits = await asyncio.gather(*(obj.is_current() for obj in candidates))
+    return next((obj for obj, hit in zip(candidates, hits, strict=True) if hit), None)
 
 
 def screen_of(obj: BasePage | None) -> Screen:

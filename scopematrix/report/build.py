@@ -69,7 +69,7 @@ def results_document(results: Sequence[CellResult], meta: RunMeta) -> dict[str, 
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "run": asdict(meta),
-        "summary": {o.value: sum(1 for r in results if r.outcome is o) for o in Outcome},
+        "summary": {o.value: n for o, n in counts(results).items()},
         "cells": [r.to_dict() for r in sorted(results, key=sort_key)],
     }
 
@@ -116,29 +116,31 @@ def text_grid(results: Sequence[CellResult], width: int = 14) -> str:
     """The grid as text: one block per account, users as rows, scope sets as columns."""
     if not results:
         return "(no cells finished)"
+    ordered = sorted(results, key=sort_key)
+    scope_sets = list(dict.fromkeys(r.scope_set for r in ordered))
+    by_key = {(r.account, r.user, r.scope_set): r for r in ordered}
+    users_of: dict[str, dict[str, None]] = {}
+    for r in ordered:
+        users_of.setdefault(r.account, {})[r.user] = None
     lines: list[str] = []
-    scope_sets = list(dict.fromkeys(r.scope_set for r in sorted(results, key=sort_key)))
-    by_key = {(r.account, r.user, r.scope_set): r for r in results}
-    for account in dict.fromkeys(r.account for r in sorted(results, key=sort_key)):
-        users = list(dict.fromkeys(r.user for r in sorted(results, key=sort_key) if r.account == account))
+    for account, users in users_of.items():
         uw = max(len(u) for u in users) + 1
         lines.append(f"[{account}]")
         lines.append(" " * uw + " ".join(s[:width].ljust(width) for s in scope_sets))
         for u in users:
-            row = []
+            marks = []
             for s in scope_sets:
-                r = by_key.get((account, u, s))
-                mark = "" if r is None else SYMBOLS[r.outcome] + ("" if r.matches_expectation else "!")
-                row.append(mark.ljust(width))
-            lines.append(u.ljust(uw) + " ".join(row).rstrip())
+                hit = by_key.get((account, u, s))
+                mark = "" if hit is None else SYMBOLS[hit.outcome] + ("" if hit.matches_expectation else "!")
+                marks.append(mark.ljust(width))
+            lines.append(u.ljust(uw) + " ".join(marks).rstrip())
         lines.append("")
-    counts = summary_line(results)
     legend = "  ".join(f"{v}={k.value}" for k, v in SYMBOLS.items())
-    return "\n".join([*lines, counts, "legend: " + legend + "  !=differs from expectation"])
+    return "\n".join([*lines, summary_line(results), "legend: " + legend + "  !=differs from expectation"])
 
 
 def summary_line(results: Sequence[CellResult]) -> str:
-    parts = [f"{o.value}: {n}" for o in Outcome if (n := sum(1 for r in results if r.outcome is o))]
+    parts = [f"{o.value}: {n}" for o, n in counts(results).items() if n]
     mism = sum(1 for r in results if not r.matches_expectation)
     return f"{len(results)} cells - " + ", ".join(parts) + f" - {mism} differ from expectation"
 
@@ -151,7 +153,15 @@ def _cell_view(r: CellResult, target: str, changes: dict[str, str], trends: dict
     d["change"] = changes.get(r.cell_id, "")
     d["trend"] = trends.get(r.cell_id, [])
     d["matches"] = r.matches_expectation
+    d["bg"], d["fg"] = COLOURS[r.outcome]
     return d
+
+
+def counts(results: Sequence[CellResult]) -> dict[Outcome, int]:
+    tally = dict.fromkeys(Outcome, 0)
+    for r in results:
+        tally[r.outcome] += 1
+    return tally
 
 
 def write_html(
@@ -166,43 +176,33 @@ def write_html(
     )
     ordered = sorted(results, key=sort_key)
     cells = [_cell_view(r, meta.target, changes or {}, trends or {}) for r in ordered]
-    accounts = list(dict.fromkeys(r.account for r in ordered))
+    grid = {(c["account"], c["user"], c["scope_set"]): c for c in cells}
     scope_sets = list(dict.fromkeys(r.scope_set for r in ordered))
-    blocks = []
-    for account in accounts:
-        rows = []
-        for user in dict.fromkeys(r.user for r in ordered if r.account == account):
-            role = next(r.role for r in ordered if r.user == user)
-            rows.append(
-                {
-                    "user": user,
-                    "role": role,
-                    "cells": [
-                        next(
-                            (c for c in cells if c["account"] == account and c["user"] == user and c["scope_set"] == s),
-                            None,
-                        )
-                        for s in scope_sets
-                    ],
-                }
-            )
-        hub = next(r.hub_id for r in ordered if r.account == account)
-        blocks.append({"account": account, "hub_id": hub, "rows": rows})
+    roles = {r.user: r.role for r in ordered}
+    hubs = {r.account: r.hub_id for r in ordered}
+    users_of: dict[str, dict[str, None]] = {}
+    for r in ordered:
+        users_of.setdefault(r.account, {})[r.user] = None
+    blocks = [
+        {
+            "account": account,
+            "hub_id": hubs[account],
+            "rows": [
+                {"user": u, "role": roles[u], "cells": [grid.get((account, u, s)) for s in scope_sets]} for u in users
+            ],
+        }
+        for account, users in users_of.items()
+    ]
+    tally = counts(ordered)
     html = env.get_template("index.html.j2").render(
         meta=asdict(meta),
         blocks=blocks,
         scope_sets=scope_sets,
-        users=sorted({r.user for r in ordered}),
-        accounts=accounts,
+        users=sorted(roles),
+        accounts=list(users_of),
         cells=cells,
         outcomes=[
-            {
-                "value": o.value,
-                "label": o.label,
-                "bg": COLOURS[o][0],
-                "fg": COLOURS[o][1],
-                "count": sum(1 for r in ordered if r.outcome is o),
-            }
+            {"value": o.value, "label": o.label, "bg": COLOURS[o][0], "fg": COLOURS[o][1], "count": tally[o]}
             for o in Outcome
         ],
         mismatches=sum(1 for r in ordered if not r.matches_expectation),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from scopematrix.rules.catalog import CATALOG, MARKETPLACE, SUPER_ADMIN, ScopeSpec
-from scopematrix.rules.model import Account, AppConfig, AuthorizeRequest, Hub, Membership, Switches, Tier
+from scopematrix.rules.model import Account, AppConfig, AuthorizeRequest, Membership, Switches
 
 
 class Verdict(StrEnum):
@@ -133,16 +133,3 @@ def products_needed(scope: str) -> str:
     if spec.sensitive:
         return "Enterprise with Sensitive Data on"
     return " or ".join(n.label() for n in spec.products) or "any account"
-
-
-__all__ = [
-    "Decision",
-    "Hub",
-    "Tier",
-    "Verdict",
-    "account_has",
-    "check_install",
-    "check_request",
-    "missing_user_permissions",
-    "products_needed",
-]

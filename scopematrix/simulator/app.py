@@ -25,7 +25,15 @@ from scopematrix.rules.catalog import CATALOG
 from scopematrix.rules.decide import Decision, Verdict, check_install, check_request
 from scopematrix.rules.model import AuthorizeRequest, User
 from scopematrix.simulator.scenario import Scenario
-from scopematrix.simulator.state import CodeRecord, Fault, PendingGrant, PendingLogin, SimOptions, SimState
+from scopematrix.simulator.state import (
+    CodeRecord,
+    Fault,
+    PendingGrant,
+    PendingLogin,
+    SimOptions,
+    SimState,
+    TokenRecord,
+)
 
 log = logging.getLogger("scopematrix.simulator")
 HEADING = "Couldn’t complete the connection"
@@ -393,11 +401,8 @@ class Simulator:
                     "VALIDATION_ERROR",
                     "invalid_grant",
                 )
-            minted = self.state.mint(
-                app.client_id, record.hub_id, record.user_id, record.scopes, self.options.access_ttl_s
-            )
-            self.state.refresh_tokens.pop(minted["refresh_token"])
-            return self._token_response(minted["access_token"], fields["refresh_token"], record.hub_id, record.scopes)
+            access = self.state.mint_access(record, self.options.access_ttl_s)
+            return self._token_response(access, fields["refresh_token"], record)
         code = self.state.codes.get(fields.get("code", ""))
         if code is None or code.used or code.client_id != app.client_id or code.expires_at < time.time():
             return _api_error(400, "BAD_AUTH_CODE", "missing or invalid auth code", "VALIDATION_ERROR", "invalid_grant")
@@ -406,18 +411,19 @@ class Simulator:
                 400, "BAD_REDIRECT_URI", "redirect_uri does not match", "VALIDATION_ERROR", "invalid_grant"
             )
         code.used = True
-        minted = self.state.mint(app.client_id, code.hub_id, code.user_id, code.scopes, self.options.access_ttl_s)
-        return self._token_response(minted["access_token"], minted["refresh_token"], code.hub_id, code.scopes)
+        record = TokenRecord(app.client_id, code.hub_id, code.user_id, code.scopes)
+        refresh = self.state.mint_refresh(record)
+        return self._token_response(self.state.mint_access(record, self.options.access_ttl_s), refresh, record)
 
-    def _token_response(self, access: str, refresh: str, hub_id: int, scopes: tuple[str, ...]) -> JSONResponse:
+    def _token_response(self, access: str, refresh: str, record: TokenRecord) -> JSONResponse:
         return JSONResponse(
             {
                 "access_token": access,
                 "refresh_token": refresh,
                 "expires_in": self.options.access_ttl_s,
                 "token_type": "bearer",
-                "hub_id": hub_id,
-                "scopes": list(scopes),
+                "hub_id": record.hub_id,
+                "scopes": list(record.scopes),
             }
         )
 

@@ -8,20 +8,11 @@ from typing import Literal
 from faker import Faker
 from pydantic import field_validator, model_validator
 
-from scopematrix.config import Strict, fail, load_yaml, validate
+from scopematrix.config import Strict, fail, known_scopes, load_yaml, unique_ids, validate
 from scopematrix.rules import catalog
 from scopematrix.rules.model import Account, AppConfig, Hub, Membership, Switches, Tier, User
 
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[2] / "fixtures" / "scenario.yaml"
-
-
-def _check_scopes(names: list[str]) -> list[str]:
-    for name in names:
-        if not catalog.known(name):
-            hint = catalog.suggest(name)
-            fix = f"did you mean '{hint}'?" if hint else "use a scope name from HubSpot's scope list."
-            raise fail(f"unknown scope '{name}'", fix)
-    return names
 
 
 class ScopesSpec(Strict):
@@ -29,7 +20,7 @@ class ScopesSpec(Strict):
     conditional: list[str] = []
     optional: list[str] = []
 
-    _v = field_validator("required", "conditional", "optional")(_check_scopes)
+    _v = field_validator("required", "conditional", "optional")(known_scopes)
 
 
 class AppSpec(Strict):
@@ -104,10 +95,10 @@ class ScenarioSpec(Strict):
 
     @model_validator(mode="after")
     def _refs(self) -> ScenarioSpec:
-        _unique("accounts", [a.id for a in self.accounts])
-        _unique("account hub_ids", [str(a.hub_id) for a in self.accounts])
-        _unique("users", [u.id for u in self.users])
-        _unique("apps", [a.client_id for a in self.apps])
+        unique_ids("accounts", [a.id for a in self.accounts])
+        unique_ids("account hub_ids", [str(a.hub_id) for a in self.accounts])
+        unique_ids("users", [u.id for u in self.users])
+        unique_ids("apps", [a.client_id for a in self.apps])
         ids = {a.id for a in self.accounts}
         for user in self.users:
             for m in user.memberships:
@@ -117,14 +108,6 @@ class ScenarioSpec(Strict):
                         f"use one of: {', '.join(sorted(ids))}.",
                     )
         return self
-
-
-def _unique(what: str, ids: list[str]) -> None:
-    seen: set[str] = set()
-    for i in ids:
-        if i in seen:
-            raise fail(f"duplicate id '{i}' in {what}", "give every entry its own id.")
-        seen.add(i)
 
 
 class Scenario:

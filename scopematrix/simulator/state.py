@@ -104,9 +104,14 @@ class SimState:
         self.codes[code] = record
         return code
 
-    def mint(self, client_id: str, hub_id: int, user_id: str, scopes: tuple[str, ...], ttl: int) -> dict[str, str]:
+    def mint_access(self, record: TokenRecord, ttl: int) -> str:
         access = "CO" + secrets.token_urlsafe(192)
+        self.access_tokens[access] = TokenRecord(
+            record.client_id, record.hub_id, record.user_id, record.scopes, time.time() + ttl
+        )
+        return access
+
+    def mint_refresh(self, record: TokenRecord) -> str:
         refresh = f"na1-{secrets.token_hex(2)}-{uuid.uuid4()}"
-        self.access_tokens[access] = TokenRecord(client_id, hub_id, user_id, scopes, time.time() + ttl)
-        self.refresh_tokens[refresh] = TokenRecord(client_id, hub_id, user_id, scopes)
-        return {"access_token": access, "refresh_token": refresh}
+        self.refresh_tokens[refresh] = record
+        return refresh
