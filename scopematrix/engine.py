@@ -138,6 +138,9 @@ class Engine:
     async def _run(self, cell: Cell) -> CellResult:
         assert self.harness is not None and self._sem is not None and self._diagnoser is not None
         expectation = self.matrix.expectation(cell.id)
+        # Log in before taking a slot: a slot held while waiting for a login is a slot wasted.
+        for user in dict.fromkeys(u for u in (cell.scope_set.installed_by, cell.user.id) if u):
+            await self.harness.login(user)
         async with self._sem:
             result = await self.harness.run_cell(
                 cell, expectation.outcome if expectation else None, expectation.reason if expectation else ""
