@@ -47,6 +47,17 @@ def exit_code(results: Sequence[CellResult], stale: Sequence[str] = (), strict: 
     return EXIT_OK
 
 
+def default_reason(r: CellResult) -> str:
+    """Why a cell ends as it does, in words a reviewer of the baseline can check."""
+    if r.outcome.installs:
+        offered = set(r.granted_scopes or r.offered_scopes)
+        dropped = [s for s in r.optional_scopes if s not in offered]
+        return "installs" + (f"; optional not offered: {', '.join(dropped)}" if dropped else "")
+    if r.diagnosis is not None:
+        return r.diagnosis.summary
+    return (r.message or r.heading)[:160]
+
+
 def finish(
     run_dir: Path,
     meta: RunMeta,
@@ -79,17 +90,12 @@ def finish(
     write_report(run_dir, results, meta, changes, trends)
     if update_baseline and matrix is not None and matrix.baseline_path is not None:
         old = {e.cell: e for e in (matrix.baseline.expectations if matrix.baseline else [])}
-        entries = [
-            (
-                r.cell_id,
-                r.outcome,
-                old[r.cell_id].reason
-                if r.cell_id in old
-                else (r.diagnosis.summary if r.diagnosis else r.message[:120]),
-                old[r.cell_id].must_install if r.cell_id in old else False,
-            )
-            for r in results
-            if not r.outcome.infrastructure
-        ]
+        entries = []
+        for r in results:
+            if r.outcome.infrastructure:
+                continue  # an outage is not an expectation
+            entry = old.get(r.cell_id)
+            kept = entry.reason if entry is not None and entry.outcome is r.outcome and entry.reason else ""
+            entries.append((r.cell_id, r.outcome, kept or default_reason(r), entry.must_install if entry else False))
         write_baseline(matrix.baseline_path, entries)
     return results, text_grid(results)

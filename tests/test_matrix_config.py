@@ -22,3 +22,15 @@ def test_one_user_still_gets_the_installer_and_super_admin_credentials_it_needs(
 
 def test_filters_take_globs():
     assert {c.account.id for c in MATRIX.select(accounts=["*pro"])} == {"marketing-pro"}
+
+
+def test_every_baseline_expectation_agrees_with_the_rules_oracle(scenario):
+    from tests.oracle import expected_outcome
+
+    assert MATRIX.baseline is not None and MATRIX.stale_expectations() == []
+    cells = {c.id: c for c in MATRIX.cells()}
+    assert {e.cell for e in MATRIX.baseline.expectations} == set(cells)
+    client_id = MATRIX.app.client_id or ""
+    for entry in MATRIX.baseline.expectations:
+        want = expected_outcome(scenario, cells[entry.cell], client_id, MATRIX.app.redirect_uri)
+        assert entry.outcome is want, entry.cell
