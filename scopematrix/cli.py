@@ -151,6 +151,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"run '{args.resume}' not found in {reports}/.", "see 'scopematrix history'.")
         from scopematrix.runs import gather
 
+        planned = run_dir / "cells.txt"
+        if planned.is_file():  # the interrupted run's own selection, whatever filters are given now
+            wanted = planned.read_text().split()
+            by_id = {c.id: c for c in matrix.cells()}
+            cells = selected = [by_id[cid] for cid in wanted if cid in by_id]
         done = {r.cell_id for r in gather(run_dir) if not r.outcome.infrastructure}
         cells = [c for c in cells if c.id not in done]
     else:
@@ -164,7 +169,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"report folder {run_dir} is not writable ({exc.strerror}).", "fix its permissions or pass --reports DIR."
         ) from None
-    (run_dir / "cells.txt").write_text("\n".join(c.id for c in cells) + "\n")
+    if not args.resume:
+        (run_dir / "cells.txt").write_text("\n".join(c.id for c in cells) + "\n")
+    pending = run_dir / "pending.txt"
+    pending.write_text("\n".join(c.id for c in cells) + "\n")
     if args.target == "live":  # fail on missing credentials before any browser starts
         from scopematrix.target import live_target, load_env
 
@@ -178,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     pytest_args = [
         str(SUITE / "test_matrix.py"), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(SUITE),
         "-p", "scopematrix.plugin", "-p", "no:randomly",
-        "--sm-run-dir", str(run_dir), "--sm-cells", str(run_dir / "cells.txt"),
+        "--sm-run-dir", str(run_dir), "--sm-cells", str(pending),
         "--sm-target", args.target, "--sm-concurrency", str(args.concurrency), "--sm-retries", str(args.retries),
         "--junitxml", str(run_dir / "junit.xml"), "--alluredir", str(run_dir / "allure-results"),
         "-q" if not args.quiet else "-qq", "-p", "no:warnings", "--tracing", args.tracing,

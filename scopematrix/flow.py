@@ -38,7 +38,7 @@ from scopematrix.pages.errors import (
 )
 from scopematrix.pages.login import LoginEmailPage, LoginPasswordPage, RememberMePage, TwoFactorPage
 from scopematrix.pages.screens import identify, screen_of
-from scopematrix.redact import Redactor
+from scopematrix.redact import Redactor, redact_zip
 from scopematrix.target import Target
 
 ISOLATION_HEADER = "X-Scopematrix-Isolation"
@@ -397,6 +397,7 @@ class Harness:
             if keep:
                 folder.mkdir(parents=True, exist_ok=True)
                 await context.tracing.stop(path=str(folder / "trace.zip"))
+                redact_zip(folder / "trace.zip", self.redact)  # the redirect URL in it carries the code
             else:
                 await context.tracing.stop()
         except PlaywrightError:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Iterable
+from pathlib import Path
 
 REDACTED = "[REDACTED]"
 _PARAMS = re.compile(r"([?&#](?:code|state|access_token|refresh_token|client_secret|password)=)[^&#\s\"'<]*", re.I)
@@ -24,3 +26,17 @@ class Redactor:
             text = text.replace(secret, REDACTED)
         text = _PARAMS.sub(lambda m: m.group(1) + REDACTED, text)
         return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def redact_zip(path: Path, redact: Redactor) -> None:
+    """Rewrite a zip (a Playwright trace) with every text member scrubbed; binary members are kept."""
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            try:
+                data = redact(data.decode("utf-8")).encode("utf-8")
+            except UnicodeDecodeError:
+                pass
+            dst.writestr(info, data)
+    tmp.replace(path)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -26,6 +27,7 @@ from scopematrix.rules.decide import Decision, Verdict, check_install, check_req
 from scopematrix.rules.model import AuthorizeRequest, User
 from scopematrix.simulator.scenario import Scenario
 from scopematrix.simulator.state import (
+    FAULT_KINDS,
     CodeRecord,
     Fault,
     PendingGrant,
@@ -104,15 +106,41 @@ class SimulatorApp:
             await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/html")]})
             await send({"type": "http.response.body", "body": body})
             return
+        if fault is not None and fault.kind == "maintenance":
+            # A screen no page object knows, as when HubSpot ships a new one.
+            body = b"<html><head><title>Scheduled maintenance</title></head><body><h2>Back soon</h2></body></html>"
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if fault is not None and fault.kind == "tamper-state":
+            await self.app(scope, receive, _tamper_state(send))
+            return
         if fault is not None and fault.kind == "drop":
             # Promise a body, send part of it, then give up: the client sees a broken connection.
             headers = [(b"content-type", b"text/html"), (b"content-length", b"4096")]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b"<html><body>", "more_body": True})
-            return
+            # Raising after the response started makes the server close the connection mid-body.
+            raise ConnectionAbortedError("fault injection: connection dropped")
         if self.options.latency_s > 0:
             await asyncio.sleep(self.options.latency_s)
         await self.app(scope, receive, send)
+
+
+def _tamper_state(send: Send) -> Send:
+    """Rewrite the `state` in a redirect's Location, as a man in the middle would."""
+
+    async def tampered(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            headers = []
+            for name, value in message.get("headers", []):
+                if name.lower() == b"location":
+                    value = re.sub(rb"([?&]state=)[^&]*", rb"\1forged", value)
+                headers.append((name, value))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return tampered
 
 
 def _api_error(status_code: int, status: str, message: str, category: str, error: str | None = None) -> JSONResponse:
@@ -493,13 +521,13 @@ class Simulator:
         try:
             body = await request.json()
             faults = [Fault(path=str(f["path"]), kind=f["kind"], times=f.get("times")) for f in body.get("faults", [])]
-            if any(f.kind not in ("5xx", "hang", "drop") for f in faults):
+            if any(f.kind not in FAULT_KINDS for f in faults):
                 raise ValueError("kind")
         except (ValueError, KeyError, TypeError, AttributeError):
             return _api_error(
                 400,
                 "error",
-                "body must be {faults: [{path, kind: 5xx|hang|drop, times?}]}",
+                "body must be {faults: [{path, kind, times?}]}; kind: " + "|".join(FAULT_KINDS),
                 "VALIDATION_ERROR",
             )
         self.options.faults[:] = faults

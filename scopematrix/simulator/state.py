@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["5xx", "hang", "drop"]
+FaultKind = Literal["5xx", "hang", "drop", "maintenance", "tamper-state"]
+FAULT_KINDS: tuple[str, ...] = ("5xx", "hang", "drop", "maintenance", "tamper-state")
 
 
 @dataclass

@@ -1,0 +1,241 @@
+"""Fault injection: outages, hangs, dropped connections, unknown screens, a killed browser, a forged
+callback, interrupted runs, and secrets in every artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scopematrix.browser import find_browser
+from scopematrix.engine import BrowserOptions, Engine, ResultSink
+from scopematrix.flow import FlowOptions
+from scopematrix.matrix import load_matrix
+from scopematrix.model import Outcome
+from scopematrix.simtarget import sim_target
+from scopematrix.simulator.app import create_app
+from scopematrix.simulator.scenario import DEFAULT_SCENARIO, Scenario
+from scopematrix.simulator.server import SimServer
+from scopematrix.simulator.state import Fault, SimOptions
+
+pytestmark = pytest.mark.e2e
+MATRIX = load_matrix()
+ROOT = Path(__file__).resolve().parents[1]
+FAULTED = "admin-marketplace@marketing-pro/crm-read"  # authorize path /oauth/1000002/...
+HEALTHY = "admin-marketplace@free/crm-read"  # /oauth/1000001/...
+
+
+def engine_for(scenario: Scenario, server: SimServer, run_dir: Path, **flow: object) -> Engine:
+    choice = find_browser()
+    assert choice is not None
+    cells = MATRIX.cells()
+    return Engine(
+        target=sim_target(MATRIX, scenario, server.url, MATRIX.users_needed(cells)),
+        matrix=MATRIX,
+        run_dir=run_dir,
+        run_id="faults",
+        flow=FlowOptions(grace_s=1.5, **flow),  # type: ignore[arg-type]
+        browser=BrowserOptions(choice.executable_path),
+        concurrency=2,
+        diagnose=False,
+        sink=ResultSink(run_dir / "results-main.jsonl"),
+    ).start()
+
+
+def cells(*ids: str):
+    by_id = {c.id: c for c in MATRIX.cells()}
+    return [by_id[i] for i in ids]
+
+
+@pytest.mark.parametrize(
+    ("kind", "outcome", "words"),
+    [
+        ("5xx", Outcome.ERROR, ("HTTP 503",)),
+        ("hang", Outcome.ERROR, ("Timeout",)),
+        # Chromium reports a body cut short either as a net error or as a navigation that never ends.
+        ("drop", Outcome.ERROR, ("ERR_", "Timeout")),
+        ("maintenance", Outcome.UNRECOGNIZED, ("unknown screen",)),
+    ],
+)
+def test_target_faults_end_as_infrastructure_after_a_retry_and_the_run_goes_on(
+    tmp_path, scenario, kind, outcome, words
+):
+    options = SimOptions(test_support=True, faults=[Fault("/oauth/1000002/", kind)])  # type: ignore[arg-type]
+    with SimServer(create_app(scenario, options)) as server:
+        engine = engine_for(scenario, server, tmp_path, timeout_ms=2500)
+        try:
+            bad, good = engine.run_all(cells(FAULTED, HEALTHY))
+        finally:
+            engine.stop()
+    assert bad.outcome is outcome and bad.attempts == 2, bad
+    assert any(w in bad.message for w in words), bad.message
+    assert good.outcome is Outcome.GRANTED and good.attempts == 1
+    if outcome is Outcome.UNRECOGNIZED:  # the unknown screen's HTML and screenshot are kept
+        assert bad.html_path and (tmp_path / bad.html_path).is_file() and bad.decisive is not None
+    assert len((tmp_path / "results-main.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_forged_state_on_the_callback_is_rejected(tmp_path, scenario):
+    options = SimOptions(test_support=True, faults=[Fault("/oauth/authorize/decision", "tamper-state")])
+    with SimServer(create_app(scenario, options)) as server:
+        engine = engine_for(scenario, server, tmp_path, approve=True)
+        try:
+            (result,) = engine.run_all(cells(HEALTHY))
+        finally:
+            engine.stop()
+    assert result.outcome is Outcome.ERROR and "state does not match" in result.error
+    assert result.granted_scopes is None
+
+
+def _chromium_pids() -> list[int]:
+    """Browser main processes started below this test process."""
+    mine, found = {os.getpid()}, []
+    for _ in range(4):  # python -> node driver -> chromium
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if int(stat[1]) in mine:
+                mine.add(int(proc.name))
+                if b"chrom" in cmd and b"--type=" not in cmd:
+                    found.append(int(proc.name))
+    return sorted(set(found))
+
+
+def test_a_browser_killed_mid_cell_is_relaunched_and_the_cell_retried(tmp_path, scenario):
+    options = SimOptions(test_support=True, faults=[Fault("/oauth/1000002/", "hang", times=1)])
+    with SimServer(create_app(scenario, options)) as server:
+        engine = engine_for(scenario, server, tmp_path, timeout_ms=20_000)
+        try:
+            engine.submit(cells(FAULTED))
+            deadline = time.monotonic() + 20
+            while options.faults[0].times and time.monotonic() < deadline:  # until the cell is stuck
+                time.sleep(0.1)
+            pids = _chromium_pids()
+            assert pids
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            (killed,) = engine.run_all(cells(FAULTED))
+            (after,) = engine.run_all(cells(HEALTHY))
+        finally:
+            engine.stop()
+    assert killed.attempts == 2 and killed.outcome is Outcome.GRANTED, killed
+    assert after.outcome is Outcome.GRANTED
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "scopematrix.cli", "run", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+# 6 cells of one user: one login, so the 0.3 s latency slows the cells, not six logins.
+SUBSET = ["--user", "super-admin", "--scope-set", "crm-read", "--scope-set", "seed-app", "--no-diagnose"]
+
+
+def _run_dir(reports: Path) -> Path:
+    (run,) = [p for p in reports.iterdir() if p.name.startswith("run-")]
+    return run
+
+
+def _wait_for_results(reports: Path, at_least: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = [p for p in reports.glob("run-*/results-*.jsonl") if p.stat().st_size]
+        if runs and sum(len(p.read_text().splitlines()) for p in runs) >= at_least:
+            return
+        time.sleep(0.1)
+    raise AssertionError("no results appeared")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_run_writes_a_report_and_resume_completes_it(tmp_path, sig):
+    reports = tmp_path / "reports"
+    proc = _cli(*SUBSET, "--latency", "0.3", "--concurrency", "1", "--reports", str(reports))
+    _wait_for_results(reports, 2)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    run = _run_dir(reports)
+    doc = json.loads((run / "results.json").read_text())
+    assert doc["run"]["interrupted"] is True and 2 <= len(doc["cells"]) < 6
+    assert "--resume" in out and (run / "index.html").is_file()
+    resumed = _cli("--resume", run.name, "--reports", str(reports))
+    out, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, out
+    doc = json.loads((run / "results.json").read_text())
+    assert len(doc["cells"]) == 6 and doc["run"]["interrupted"] is False
+
+
+def test_sigkill_loses_no_finished_cell(tmp_path):
+    reports = tmp_path / "reports"
+    proc = _cli(*SUBSET, "--latency", "0.3", "--concurrency", "1", "--reports", str(reports))
+    _wait_for_results(reports, 2)
+    proc.kill()
+    proc.communicate(timeout=30)
+    run = _run_dir(reports)
+    lines = [json.loads(x) for p in run.glob("results-*.jsonl") for x in p.read_text().splitlines()]
+    assert len(lines) >= 2 and all(x["outcome"] for x in lines)
+    resumed = _cli("--resume", run.name, "--reports", str(reports))
+    out, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, out
+    doc = json.loads((run / "results.json").read_text())
+    assert sorted(c["cell_id"] for c in doc["cells"]) == sorted((run / "cells.txt").read_text().split())
+
+
+MARKERS = {
+    "password": "PW-MARKER-",
+    "client_secret": "CLIENT-SECRET-MARKER-4c1d",
+    "totp": "SECRETTOTPMARKERAAAAAAAAAAAAAAAA",
+}
+
+
+def test_no_secret_reaches_any_artifact_of_a_run(tmp_path):
+    doc = yaml.safe_load(DEFAULT_SCENARIO.read_text())
+    doc["apps"][0]["client_secret"] = MARKERS["client_secret"]
+    for user in doc["users"]:
+        user["password"] = MARKERS["password"] + user["id"]
+        if user.get("totp_secret"):
+            user["totp_secret"] = MARKERS["totp"]
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    reports = tmp_path / "reports"
+    proc = _cli(
+        "--scenario", str(scenario), "--reports", str(reports), "--approve", "--tracing", "on",
+        "--account", "enterprise", "--scope-set", "crm-read", "--scope-set", "seed-app",
+        "--user", "totp-admin", "--user", "admin-no-marketplace",
+    )  # fmt: skip
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    texts = {"console": out}
+    for path in reports.rglob("*"):
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                for name in z.namelist():
+                    texts[f"{path}:{name}"] = z.read(name).decode("utf-8", "replace")
+        elif path.is_file() and path.suffix != ".png":
+            texts[str(path)] = path.read_bytes().decode("utf-8", "replace")
+    assert any(name.endswith("junit.xml") for name in texts) and any("allure-results" in n for n in texts)
+    assert any(".zip:" in name for name in texts), "traces were kept"
+    for name, text in texts.items():
+        for marker in MARKERS.values():
+            assert marker not in text, f"{marker[:10]}... in {name}"
+        assert "code=na1-" not in text, f"an authorization code in {name}"
+        assert '"access_token": "CO' not in text and "refresh_token=na1-" not in text
