@@ -68,7 +68,7 @@ def cells(*ids: str):
 def test_target_faults_end_as_infrastructure_after_a_retry_and_the_run_goes_on(
     tmp_path, scenario, kind, outcome, words
 ):
-    options = SimOptions(test_support=True, faults=[Fault("/oauth/1000002/", kind)])  # type: ignore[arg-type]
+    options = SimOptions(test_support=True, faults=[Fault("/oauth/1000002/", kind)])
     with SimServer(create_app(scenario, options)) as server:
         engine = engine_for(scenario, server, tmp_path, timeout_ms=2500)
         try:
