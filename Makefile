@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ARGS ?=
 
-.PHONY: setup matrix test lint bench sim clean
+.PHONY: install setup matrix test lint bench sim clean
+
+install: $(STAMP)
 
 setup: $(STAMP) $(VENV)/.browser
 

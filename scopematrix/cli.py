@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="merge shard run folders into one report")
     merge.add_argument("runs", nargs="+", type=Path)
     merge.add_argument("--out", type=Path, help="merged run folder (default reports/<new run id>)")
+    merge.add_argument("--matrix", type=Path, help="the matrix the shards ran (for stale expectations)")
+    merge.add_argument("--strict", action="store_true", help="fail on stale baseline entries")
 
     diag = sub.add_parser("diagnose", help="diagnose one user x account x scope set")
     diag.add_argument("--user", required=True)
@@ -119,6 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--app-url")
     diag.add_argument("--api-url")
     diag.add_argument("--target", choices=["sim", "live"], default="sim")
+
+    check = sub.add_parser("check", help="before shipping a new scope: who could no longer install the app")
+    check.add_argument("--add", default="", help='scopes to add to the install URL, e.g. "crm.objects.deals.write"')
+    check.add_argument("--optional", default="", help="scopes to add as optional_scope")
+    check.add_argument("--scopes", help="a whole candidate scope set instead of --add (space-separated)")
+    check.add_argument("--base", help="the current scope set to compare with (default: the matrix's first)")
+    check.add_argument("--target", choices=["sim", "live"], default="sim")
+    check.add_argument("--concurrency", type=_positive_int, default=4)
+    check.add_argument("--reports", type=Path, default=REPORTS)
+    for path_option in ("--matrix", "--scenario", "--env-file"):
+        check.add_argument(path_option, type=Path)
+    check.add_argument("--app-url")
+    check.add_argument("--api-url")
 
     login = sub.add_parser("login", help="log a user in with a headed browser and save the login state")
     login.add_argument("--user", required=True)
@@ -143,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cells = selected = matrix.select(args.user, args.account, args.scope_set)
     if args.shard:
         i, n = args.shard
-        cells = [c for k, c in enumerate(cells) if k % n == i - 1]
+        cells = selected = [c for k, c in enumerate(cells) if k % n == i - 1]
     reports: Path = args.reports
     if args.resume:
         run_dir = reports / args.resume
@@ -359,8 +374,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
     import shutil
 
     from scopematrix.engine import ResultSink, read_results
-    from scopematrix.report.build import RunMeta, text_grid, write_report
-    from scopematrix.runs import new_run_id
+    from scopematrix.matrix import load_matrix
+    from scopematrix.report.build import RunMeta
+    from scopematrix.runs import exit_code, finish, new_run_id
 
     for run in args.runs:
         if not run.is_dir():
@@ -369,26 +385,29 @@ def cmd_merge(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sink = ResultSink(out / "results-merged.jsonl")
     metas = []
-    for run in args.runs:
+    for n, run in enumerate(args.runs, 1):
         for result in read_results(sorted(run.glob("results-*.jsonl"))):
             sink.append(result)
-        for sub in ("cells", "logins"):
+        for sub in ("cells", "logins", "allure-results"):
             if (run / sub).is_dir():
                 shutil.copytree(run / sub, out / sub, dirs_exist_ok=True)
+        if (run / "junit.xml").is_file():
+            shutil.copy(run / "junit.xml", out / f"junit-{n}.xml")
         if (run / "results.json").is_file():
             metas.append(json.loads((run / "results.json").read_text())["run"])
-    results = read_results([out / "results-merged.jsonl"])
     first = metas[0] if metas else {}
     meta = RunMeta(
         run_id=out.name, target=first.get("target", "unknown"), target_url=first.get("target_url", ""),
         app=first.get("app", ""), started_at=min((m["started_at"] for m in metas), default=""),
         duration_s=max((m["duration_s"] for m in metas), default=0.0), versions=first.get("versions", {}),
-        planned_cells=sum(m.get("planned_cells", 0) for m in metas),
+        interrupted=any(m.get("interrupted") for m in metas),
+        planned_cells=sum(m.get("planned_cells", 0) for m in metas), command="scopematrix merge",
     )  # fmt: skip
-    write_report(out, results, meta)
-    print(text_grid(results))
+    matrix = load_matrix(args.matrix)
+    results, grid = finish(out, meta, matrix)
+    print(grid)
     print(f"report: {out / 'index.html'}")
-    return 0
+    return exit_code(results, matrix.stale_expectations(), args.strict)
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -453,6 +472,12 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from scopematrix.check import run_check
+
+    return run_check(args)
+
+
 def cmd_login(args: argparse.Namespace) -> int:
     from scopematrix.login import save_login
 
@@ -461,7 +486,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": cmd_run, "report": cmd_report, "sim": cmd_sim, "history": cmd_history, "diff": cmd_diff,
-    "merge": cmd_merge, "diagnose": cmd_diagnose, "login": cmd_login,
+    "merge": cmd_merge, "diagnose": cmd_diagnose, "login": cmd_login, "check": cmd_check,
 }  # fmt: skip
 
 

@@ -146,19 +146,25 @@ class Engine:
                 cell, expectation.outcome if expectation else None, expectation.reason if expectation else ""
             )
             if self.diagnose and result.outcome.blocked:
-                try:
-                    diagnosis = await self._diagnoser.diagnose(cell, result)
-                except Exception as exc:  # noqa: BLE001 - a failed diagnosis must not lose the cell
-                    note = f" (diagnosis failed: {type(exc).__name__})"
-                    result = dataclasses.replace(result, message=result.message + note)
-                else:
-                    timings = dict(result.timings, diagnosis_probes=float(diagnosis.probes))
-                    result = dataclasses.replace(result, diagnosis=diagnosis, timings=timings)
+                result = await self._diagnosed(cell, result)
         if self.sink is not None:
             self.sink.append(result)
         if self.on_result is not None:
             self.on_result(result)
         return result
+
+    async def _diagnosed(self, cell: Cell, result: CellResult) -> CellResult:
+        assert self._diagnoser is not None
+        try:
+            diagnosis = await self._diagnoser.diagnose(cell, result)
+        except Exception as exc:  # noqa: BLE001 - a failed diagnosis must not lose the cell
+            return dataclasses.replace(result, message=result.message + f" (diagnosis failed: {type(exc).__name__})")
+        timings = dict(result.timings, diagnosis_probes=float(diagnosis.probes))
+        return dataclasses.replace(result, diagnosis=diagnosis, timings=timings)
+
+    def diagnosed(self, cell: Cell, result: CellResult) -> CellResult:
+        """Diagnose one finished, blocked cell on request (when the engine runs with diagnose off)."""
+        return asyncio.run_coroutine_threadsafe(self._diagnosed(cell, result), self._loop).result()
 
     def result(self, cell: Cell, timeout: float | None = None) -> CellResult:
         self.submit([cell])

@@ -5,6 +5,7 @@ This is set-up, like creating test users in a sandbox portal; nothing here class
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,10 +35,26 @@ def provisioned_env(matrix: Matrix, scenario: Scenario) -> dict[str, str]:
     return env
 
 
-def start_simulator(scenario_path: Path | None, latency_s: float = 0.0) -> tuple[SimServer, Scenario]:
-    scenario = load_scenario(scenario_path)
+def start_simulator(
+    scenario_path: Path | None, latency_s: float = 0.0, scenario: Scenario | None = None
+) -> tuple[SimServer, Scenario]:
+    scenario = scenario or load_scenario(scenario_path)
     server = SimServer(create_app(scenario, SimOptions(test_support=True, latency_s=latency_s)))
     return server.start(), scenario
+
+
+def with_candidate_scopes(scenario: Scenario, client_id: str, required: list[str], optional: list[str]) -> Scenario:
+    """The scenario with the app's scope settings extended, as a developer would before shipping a new
+    scope: HubSpot rejects any scope that the app's settings don't list (scope mismatch)."""
+    app = scenario.apps.get(client_id)
+    if app is None:
+        return scenario
+    scenario.apps[client_id] = dataclasses.replace(
+        app,
+        conditional=tuple(dict.fromkeys([*app.conditional, *(s for s in required if s not in app.required)])),
+        optional=tuple(dict.fromkeys([*app.optional, *optional])),
+    )
+    return scenario
 
 
 def sim_target(

@@ -1,0 +1,142 @@
+"""Nightly CI and pre-release checks: exit codes, baselines, history, shards + merge, `check`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scopematrix.matrix import DEFAULT_MATRIX
+from scopematrix.simulator.app import create_app
+from scopematrix.simulator.scenario import DEFAULT_SCENARIO
+from scopematrix.simulator.server import SimServer
+from scopematrix.simulator.state import Fault, SimOptions
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[1]
+ONE_USER = ["--user", "super-admin", "--account", "free", "--no-diagnose"]  # 7 cells, one login
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scopematrix.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))},
+    )  # fmt: skip
+
+
+def outcomes(run_dir: Path) -> dict[str, str]:
+    return {c["cell_id"]: c["outcome"] for c in json.loads((run_dir / "results.json").read_text())["cells"]}
+
+
+def report_of(proc: subprocess.CompletedProcess[str]) -> Path:
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("report: "))
+    return (ROOT / line.removeprefix("report: ")).parent
+
+
+def test_exit_codes_regressions_history_and_diff(tmp_path):
+    reports = tmp_path / "reports"
+    ok = cli("run", *ONE_USER, "--reports", str(reports))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    # HubSpot changes: the free account gains Marketing Professional, so denied cells now install.
+    doc = yaml.safe_load(DEFAULT_SCENARIO.read_text())
+    doc["accounts"][0]["tiers"] = {"marketing": "professional"}
+    changed = tmp_path / "scenario.yaml"
+    changed.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    flipped = cli("run", *ONE_USER, "--reports", str(reports), "--scenario", str(changed))
+    assert flipped.returncode == 1, flipped.stdout
+    assert "OK!" in flipped.stdout and "2 differ from expectation" in flipped.stdout  # "!" marks them
+    runs = cli("history", "--reports", str(reports))
+    ids = [line.split()[0] for line in runs.stdout.splitlines()]
+    assert len(ids) == 2
+    diff = cli("diff", ids[1], ids[0], "--reports", str(reports))
+    assert diff.returncode == 1 and "super-admin@free/seed-app: denied_account -> granted" in diff.stdout
+    html = (report_of(flipped) / "index.html").read_text()
+    assert "fixed (was denied_account)" in html
+
+
+def test_infrastructure_trouble_alone_exits_3(tmp_path, scenario):
+    options = SimOptions(test_support=True, faults=[Fault("/oauth/", "5xx")])
+    with SimServer(create_app(scenario, options)) as server:
+        proc = cli("run", *ONE_USER, "--scope-set", "crm-read", "--reports", str(tmp_path), "--target-url", server.url)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "ERR" in proc.stdout
+
+
+def test_baseline_update_and_stale_entries(tmp_path):
+    matrix = yaml.safe_load(DEFAULT_MATRIX.read_text())
+    matrix["baseline"] = "baseline.yaml"
+    (tmp_path / "matrix.yaml").write_text(yaml.safe_dump(matrix, allow_unicode=True))
+    stale = {"version": 1, "expectations": [{"cell": "ghost@nowhere/none", "outcome": "granted", "reason": "old"}]}
+    (tmp_path / "baseline.yaml").write_text(yaml.safe_dump(stale))
+    args = ["run", *ONE_USER, "--scope-set", "crm-read", "--scope-set", "seed-app", "--matrix",
+            str(tmp_path / "matrix.yaml"), "--reports", str(tmp_path / "r")]  # fmt: skip
+    lenient = cli(*args)
+    assert lenient.returncode == 0 and "stale expectations (1): ghost@nowhere/none" in lenient.stdout
+    assert cli(*args, "--strict").returncode == 1
+    assert cli(*args, "--update-baseline").returncode == 0
+    written = yaml.safe_load((tmp_path / "baseline.yaml").read_text())["expectations"]
+    by_cell = {e["cell"]: e for e in written}
+    assert by_cell["super-admin@free/seed-app"]["outcome"] == "denied_account"
+    assert by_cell["super-admin@free/crm-read"] == {
+        "cell": "super-admin@free/crm-read",
+        "outcome": "granted",
+        "reason": "installs",
+    }
+
+
+def test_shards_merged_equal_a_single_run(tmp_path):
+    select = ["--user", "admin-marketplace", "--account", "free", "--no-diagnose", "--reports", str(tmp_path)]
+    single = cli("run", *select)
+    one = cli("run", *select, "--shard", "1/2")
+    two = cli("run", *select, "--shard", "2/2")
+    assert {single.returncode, one.returncode, two.returncode} == {0}, single.stdout
+    a, b = outcomes(report_of(one)), outcomes(report_of(two))
+    assert a and b and not set(a) & set(b)
+    merged = cli("merge", str(report_of(one)), str(report_of(two)), "--out", str(tmp_path / "merged"))
+    assert merged.returncode == 0, merged.stderr
+    assert outcomes(tmp_path / "merged") == outcomes(report_of(single))
+    assert (tmp_path / "merged" / "index.html").is_file()
+
+
+def test_check_names_the_combinations_a_new_scope_would_break(tmp_path):
+    matrix = yaml.safe_load(DEFAULT_MATRIX.read_text())
+    matrix["users"] = [u for u in matrix["users"] if u["id"] in ("super-admin", "sales-admin")]
+    matrix["baseline"] = "baseline.yaml"
+    (tmp_path / "matrix.yaml").write_text(yaml.safe_dump(matrix, allow_unicode=True))
+    must = {"cell": "super-admin@free/crm-read", "outcome": "granted", "reason": "core", "must_install": True}
+    (tmp_path / "baseline.yaml").write_text(yaml.safe_dump({"version": 1, "expectations": [must]}))
+    common = ["check", "--matrix", str(tmp_path / "matrix.yaml"), "--reports", str(tmp_path / "r")]
+    breaking = cli(*common, "--add", "automation")
+    assert breaking.returncode == 1, breaking.stdout + breaking.stderr
+    assert "NEWLY FAILS [must install]: super-admin@free: granted -> denied_account" in breaking.stdout
+    assert "sales-admin@marketing-pro: granted -> denied_permissions: Blocked by automation (user-level)" in (
+        breaking.stdout
+    )
+    harmless = cli(*common, "--add", "crm.objects.deals.write")
+    assert harmless.returncode == 0 and "0 combination(s) would newly fail" in harmless.stdout
+
+
+def test_check_rejects_an_unknown_scope_in_one_line():
+    proc = cli("check", "--add", "crm.objects.deal.write")
+    assert proc.returncode == 2 and "did you mean 'crm.objects.deals.write'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_nightly_workflow_shards_merges_and_reads_every_secret():
+    flow = yaml.safe_load((ROOT / ".github/workflows/nightly.yml").read_text())
+    triggers = flow[True] if True in flow else flow["on"]  # YAML reads a bare `on:` as True
+    assert "schedule" in triggers and "workflow_dispatch" in triggers
+    shards = flow["jobs"]["shard"]["strategy"]["matrix"]["shard"]
+    assert flow["env"]["SHARDS"] == str(len(shards))
+    steps = " ".join(str(step.get("run", "")) for job in flow["jobs"].values() for step in job["steps"])
+    assert "scopematrix run" in steps and "--shard" in steps and "scopematrix merge" in steps
+    example = (ROOT / ".env.example").read_text()
+    names = {line.split("=")[0].lstrip("# ").strip() for line in example.splitlines() if "=" in line}
+    names.discard("SCOPEMATRIX_CHROMIUM")
+    names.discard("SCOPEMATRIX_API_URL")
+    assert names <= set(flow["env"]), names - set(flow["env"])
