@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", type=_shard, help="run shard i of N, e.g. 1/3")
     run.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cells")
     run.add_argument("--connect", metavar="WS_URL", help="use a remote Playwright browser server")
+    run.add_argument("--remote-executable", metavar="PATH", help="browser binary on the server (run-server --unsafe)")
     run.add_argument("--headed", action="store_true")
     run.add_argument("--slowmo", type=_non_negative, default=0.0, help="milliseconds between actions")
     run.add_argument("--tracing", choices=["on", "off", "retain-on-failure"], default="off")
@@ -209,7 +210,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     optional = {
         "--sm-matrix": args.matrix, "--sm-scenario": args.scenario, "--sm-app-url": args.app_url,
         "--sm-api-url": args.api_url, "--sm-env-file": args.env_file, "--sm-baseline": args.baseline,
-        "--sm-connect": args.connect, "--sm-grace": args.grace, "--sm-timeout": args.timeout,
+        "--sm-connect": args.connect, "--sm-remote-executable": args.remote_executable,
+        "--sm-grace": args.grace, "--sm-timeout": args.timeout,
         "--sm-target-url": args.target_url,
     }  # fmt: skip
     for flag, value in optional.items():

@@ -33,6 +33,8 @@ class BrowserOptions:
     slow_mo: float = 0.0
     channel: str | None = None
     connect: str | None = None  # ws:// endpoint of a Playwright browser server
+    # The browser binary on the server's machine (sent as launch options; needs `run-server --unsafe`).
+    remote_executable: str | None = None
 
 
 class ResultSink:
@@ -68,7 +70,11 @@ def read_results(paths: list[Path]) -> list[CellResult]:
 
 async def launch(pw: Playwright, options: BrowserOptions) -> Browser:
     if options.connect:
-        return await pw.chromium.connect(options.connect)
+        launch: dict[str, object] = {"headless": options.headless, "args": list(CHROMIUM_ARGS)}
+        if options.remote_executable:
+            launch["executablePath"] = options.remote_executable
+        headers = {"x-playwright-launch-options": json.dumps(launch)}
+        return await pw.chromium.connect(options.connect, headers=headers)
     return await pw.chromium.launch(
         executable_path=options.executable_path,
         channel=options.channel,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ class RunState:
 
 
 STATE = pytest.StashKey[RunState]()
+USER_OF_NODE = re.compile(r"\[([^@\]]+)@")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,6 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sm-run-dir", default=None)
     g.addoption("--sm-baseline", default=None)
     g.addoption("--sm-connect", default=None)
+    g.addoption("--sm-remote-executable", default=None)
     g.addoption("--sm-grace", type=float, default=None)
     g.addoption("--sm-timeout", type=float, default=None, help="per-action timeout in seconds")
     g.addoption("--sm-logins-per-minute", type=float, default=None)
@@ -134,6 +137,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Send each user's cells to one worker, so its login is reused and its cells run concurrently there.
+
+    xdist's own loadgroup rewrites node ids, which has no effect under pytest 9; a scope-by-user
+    scheduler needs no such trick.
+    """
+    if config.stash.get(STATE, None) is None:
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByUser(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            match = USER_OF_NODE.search(nodeid)
+            return match.group(1) if match else nodeid
+
+    return ByUser(config, log)
+
+
 def pytest_configure_node(node: Any) -> None:  # xdist hook: hand the simulator URL to workers
     state = node.config.stash.get(STATE, None)
     if state is not None:
@@ -148,13 +170,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "user,account,scope_set",
         [pytest.param(c.user.id, c.account.id, c.scope_set.id, id=c.id) for c in state.cells],
     )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None:
-            item.add_marker(pytest.mark.xdist_group(str(callspec.params["user"])))
 
 
 def _engine(config: pytest.Config) -> Engine:
@@ -186,6 +201,7 @@ def _engine(config: pytest.Config) -> Engine:
                 slow_mo=float(_opt(config, "slowmo", 0) or 0),
                 channel=(_opt(config, "browser_channel") or None),
                 connect=connect,
+                remote_executable=_opt(config, "sm_remote_executable"),
             ),
             concurrency=int(_opt(config, "sm_concurrency", 4)),
             diagnose=not _opt(config, "sm_no_diagnose"),
@@ -206,6 +222,8 @@ def _cell_id(item: pytest.Item) -> str | None:
 def _prefetch(state: RunState, session: pytest.Session, engine: Engine, user: str) -> None:
     """Submit, once, every cell this process will run: all selected cells, or under xdist the user's
     group (loadgroup sends a whole group to one worker). The engine runs them `concurrency` at a time."""
+    if state.is_worker and not _opt(session.config, "loadgroup"):
+        return  # scheduled some other way, a user's cells may be on any worker: run only what is asked
     group = user if state.is_worker else "*"
     if group in state.prefetched:
         return

@@ -25,3 +25,13 @@ def sim_server(scenario: Scenario) -> Iterator[SimServer]:
     """A simulator on an ephemeral loopback port, ready-waited and shut down cleanly."""
     with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, object]) -> dict[str, object]:
+    """pytest-playwright's browser, pointed at the Chromium set-up found (Playwright's own or the system's)."""
+    from scopematrix.browser import CHROMIUM_ARGS, find_browser
+
+    choice = find_browser()
+    assert choice is not None, "run make setup"
+    return {**browser_type_launch_args, "executable_path": choice.executable_path, "args": list(CHROMIUM_ARGS)}
