@@ -132,6 +132,9 @@ class Engine:
             factory, self.target, self.matrix, self.run_dir, self.flow, self.run_id, self.logins_per_minute
         )
         self._sem = asyncio.Semaphore(self.concurrency)
+        # Logins get slots of their own, as many: sharing the cells' would deadlock when a diagnosis inside a
+        # cell's slot needs another user's first login.
+        self.harness.slots = asyncio.Semaphore(self.concurrency)
         self._diagnoser = Diagnoser(self.harness, verify_installs=self.target.isolation or self.flow.approve)
         await self.harness.browser()
 
@@ -144,7 +147,7 @@ class Engine:
     async def _run(self, cell: Cell) -> CellResult:
         assert self.harness is not None and self._sem is not None and self._diagnoser is not None
         expectation = self.matrix.expectation(cell.id)
-        # Log in before taking a slot: a slot held while waiting for a login is a slot wasted.
+        # Log in before taking a cell's slot: a slot held while waiting for a login is a slot wasted.
         for user in dict.fromkeys(u for u in (cell.scope_set.installed_by, cell.user.id) if u):
             await self.harness.login(user)
         async with self._sem:

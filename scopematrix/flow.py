@@ -169,6 +169,8 @@ class Harness:
         self._redirects: dict[Page, asyncio.Future[str]] = {}
         self._login_locks: dict[str, asyncio.Lock] = {}
         self._limiter = LoginLimiter(logins_per_minute)
+        # Bounds logins in flight; the engine sets it to its concurrency.
+        self.slots = asyncio.Semaphore(4)
         self.logins = 0
         self._http = httpx.AsyncClient(timeout=options.timeout_ms / 1000)
 
@@ -236,7 +238,8 @@ class Harness:
             await self._drop_idle(user_id)  # their cookies belong to the session being replaced
             await self._limiter.wait()
             self.logins += 1
-            outcome = await self._login_once(user_id)
+            async with self.slots:  # a login is a browser context in flight too
+                outcome = await self._login_once(user_id)
             if not (isinstance(outcome, LoginFailure) and outcome.outcome is Outcome.ERROR):
                 self._states[user_id] = outcome  # infrastructure failures are retried, not remembered
             return outcome

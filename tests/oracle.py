@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scopematrix.matrix import Cell
+from scopematrix.matrix import Cell, ScopeSetEntry
 from scopematrix.model import Outcome
 from scopematrix.rules.decide import Decision, Verdict, check_install, check_request
 from scopematrix.rules.model import AuthorizeRequest
@@ -27,18 +27,21 @@ def decide(scenario: Scenario, cell: Cell, client_id: str, redirect: str, approv
     return check_install(app, req, scenario.accounts[cell.account.hub_id], member, approved or set(), scenario.switches)
 
 
-def expected_outcome(scenario: Scenario, cell: Cell, client_id: str, redirect: str) -> Outcome:
+def expected_outcome(
+    scenario: Scenario, cell: Cell, client_id: str, redirect: str, precondition: ScopeSetEntry | None = None
+) -> Outcome:
+    """`precondition`: the scope set the installed_by user approved first (default: the cell's own)."""
     if scenario.users[cell.user.id].deactivated:
         return Outcome.LOGIN_FAILED
     approved: set[str] = set()
+    first = precondition or cell.scope_set
     if cell.scope_set.installed_by:
         installer = scenario.users[cell.scope_set.installed_by]
         member = installer.membership(cell.account.hub_id)
         assert member is not None
-        req = AuthorizeRequest(client_id, redirect, tuple(cell.scope_set.scopes), tuple(cell.scope_set.optional))
-        d = check_install(
-            scenario.apps[client_id], req, scenario.accounts[cell.account.hub_id], member, set(), scenario.switches
-        )
+        req = AuthorizeRequest(client_id, redirect, tuple(first.scopes), tuple(first.optional))
+        d = check_install(scenario.apps[client_id], req, scenario.accounts[cell.account.hub_id], member, set(),
+                          scenario.switches)  # fmt: skip
         approved = set(d.granted) if d.verdict is Verdict.CONSENT else set()
     d = decide(scenario, cell, client_id, redirect, approved)
     if d.verdict is Verdict.CONSENT:

@@ -158,3 +158,27 @@ def _spec_dict(scenario: Scenario) -> dict:
 
     assert scenario.source is not None
     return yaml.safe_load(scenario.source.read_text())
+
+
+def test_through_the_account_picker_with_totp_to_the_redirect(tmp_path, scenario):
+    """Not pinned to a Hub ID: HubSpot shows the picker; choose the account, consent, redirect, tokens."""
+    choice = find_browser()
+    assert choice is not None
+    cell = pick("totp-admin@enterprise/deals-owners")
+    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
+        target = sim_target(MATRIX, scenario, server.url, {"totp-admin"})
+        engine = Engine(target=target, matrix=MATRIX, run_dir=tmp_path, run_id="t",
+                        flow=FlowOptions(approve=True, pinned=False), browser=BrowserOptions(choice.executable_path),
+                        concurrency=1, diagnose=False, sink=None)  # fmt: skip
+        engine.start()
+        try:
+            (result,) = engine.run_all(cell)
+        finally:
+            engine.stop()
+    screens = [c.screen.value for c in result.screenshots]
+    assert screens == ["account_picker", "consent"], screens
+    # Sales Enterprise has leads; users.read is for super admins only, so it is dropped: partial.
+    assert result.outcome is Outcome.GRANTED_PARTIAL
+    assert result.granted_scopes == (
+        "oauth", "crm.objects.contacts.read", "crm.objects.deals.read", "crm.objects.leads.read"
+    )  # fmt: skip

@@ -136,6 +136,7 @@ def test_a_browser_killed_mid_cell_is_relaunched_and_the_cell_retried(tmp_path, 
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    # A process group of its own, so a test that kills the runner can also clean up its browser.
     return subprocess.Popen(
         [sys.executable, "-m", "scopematrix.cli", "run", *args],
         cwd=ROOT,
@@ -143,6 +144,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
+        start_new_session=True,
     )
 
 
@@ -190,6 +192,7 @@ def test_sigkill_loses_no_finished_cell(tmp_path):
     _wait_for_results(reports, 2)
     proc.kill()
     proc.communicate(timeout=30)
+    os.killpg(proc.pid, signal.SIGKILL)  # the orphaned driver and browser of the killed runner
     run = _run_dir(reports)
     lines = [json.loads(x) for p in run.glob("results-*.jsonl") for x in p.read_text().splitlines()]
     assert len(lines) >= 2 and all(x["outcome"] for x in lines)

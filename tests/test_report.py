@@ -69,3 +69,14 @@ def test_exit_codes_separate_regressions_from_infrastructure():
     assert exit_code([flipped, broken]) == EXIT_REGRESSION
     assert exit_code([ok], stale=["gone@x/y"], strict=True) == EXIT_REGRESSION
     assert exit_code([cell(outcome=Outcome.DENIED_ACCOUNT)]) == EXIT_OK  # a denial without expectation is data
+
+
+def test_report_command_rebuilds_a_report_from_results_json(tmp_path, capsys):
+    from scopematrix.cli import main
+
+    write_report(tmp_path, [cell(outcome=Outcome.DENIED_ACCOUNT), cell(user="v")], META)
+    (tmp_path / "index.html").unlink()
+    assert main(["report", str(tmp_path / "results.json")]) == 0
+    assert (tmp_path / "index.html").is_file()
+    out = capsys.readouterr().out
+    assert "ACCT" in out and f"report: {tmp_path / 'index.html'}" in out

@@ -205,3 +205,36 @@ def test_one_hundred_parallel_flows_do_not_leak_between_sessions(sim_server: Sim
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(flow, range(100)))
     assert all(ok for _, ok, _ in results), [u for u, ok, _ in results if not ok]
+
+
+def test_cancel_shows_the_cancelled_screen_and_sends_nothing_back(sim_app, scenario):
+    client = TestClient(sim_app)
+    login(client, scenario, "super-admin")
+    consent = authorize(client, 1000002, "forms")
+    grant = re.search(r'name="grant" value="([^"]+)"', consent.text)
+    assert grant
+    r = client.post("/oauth/authorize/decision", data={"grant": grant.group(1), "action": "cancel"},
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code == 200 and "Connection cancelled" in r.text and "location" not in r.headers
+    assert sim_app.simulator.state.approved("", CLIENT, 1000002) == set()
+
+
+def test_insufficient_scopes_and_unsigned_policy_screens(scenario):
+    import dataclasses
+
+    from scopematrix.simulator.app import create_app
+    from scopematrix.simulator.state import SimOptions
+
+    app = scenario.apps[CLIENT]
+    strict = dataclasses.replace(app, required=("oauth", "forms"))
+    scenario.apps[CLIENT] = strict
+    try:
+        client = TestClient(create_app(scenario, SimOptions()))
+        login(client, scenario, "super-admin")
+        assert "the provided scopes are insufficient" in authorize(client, 1000002, "content").text
+        scenario.apps[CLIENT] = dataclasses.replace(app, aup_signed=False)
+        client = TestClient(create_app(scenario, SimOptions()))
+        login(client, scenario, "super-admin")
+        assert "has not signed the acceptable use policy" in authorize(client, 1000002, "forms").text
+    finally:
+        scenario.apps[CLIENT] = app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -81,9 +82,10 @@ def test_a_remote_playwright_browser_server_on_loopback(tmp_path):
     choice = find_browser()
     assert choice is not None and choice.executable_path, "run make setup"
     port = _free_port()
+    # Its own process group: the `playwright` launcher starts a node server that must go down with it.
     server = subprocess.Popen(
         [str(BIN / "playwright"), "run-server", "--port", str(port), "--host", "127.0.0.1", "--unsafe"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -98,7 +100,7 @@ def test_a_remote_playwright_browser_server_on_loopback(tmp_path):
             "--reports", str(tmp_path),
         )  # fmt: skip
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=10)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert cells_of(proc) == {"super-admin@free/crm-read": "granted", "super-admin@free/seed-app": "denied_account"}

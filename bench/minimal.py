@@ -1,0 +1,56 @@
+"""The baseline the benchmark compares against: a minimal hand-written Playwright loop over the same
+cells (log in, open the authorize URL, wait for the heading, screenshot), with no page objects,
+classification, retries or records. `fresh_login=True` is the naive way: a new login for every cell."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyotp
+from playwright.async_api import Browser, BrowserContext
+
+from scopematrix.flow import authorize_url
+from scopematrix.matrix import Cell, Matrix
+from scopematrix.target import Target
+
+
+async def _login(browser: Browser, target: Target, user: str) -> BrowserContext:
+    creds = target.credentials[user]
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(target.app_url + "/login")
+    await page.fill('[data-test-id="email-input-field"]', creds.email)
+    await page.click('[data-test-id="email-submit-button"]')
+    await page.fill('[data-test-id="password-input-field"]', creds.password)
+    await page.click('[data-test-id="password-login-submit"]')
+    await page.wait_for_load_state()
+    if creds.totp_secret and await page.locator('[data-test-id="two-factor-code-input"]').count():
+        await page.fill('[data-test-id="two-factor-code-input"]', pyotp.TOTP(creds.totp_secret).now())
+        await page.click('[data-test-id="2fa-code-submit"]')
+        await page.get_by_role("button", name="Skip for now").click()
+    await page.wait_for_load_state()
+    return context
+
+
+async def run_minimal(
+    browser: Browser, target: Target, matrix: Matrix, cells: list[Cell], out: Path, fresh_login: bool
+) -> float:
+    """Seconds to take every cell's decisive screenshot, serially."""
+    out.mkdir(parents=True, exist_ok=True)
+    states: dict[str, object] = {}
+    started = time.perf_counter()
+    for n, cell in enumerate(cells):
+        if fresh_login or cell.user.id not in states:
+            login = await _login(browser, target, cell.user.id)
+            states[cell.user.id] = await login.storage_state()
+            await login.close()
+        context = await browser.new_context(storage_state=states[cell.user.id])  # type: ignore[arg-type]
+        page = await context.new_page()
+        url = authorize_url(target, matrix, cell.account.hub_id, tuple(cell.scope_set.scopes),
+                            tuple(cell.scope_set.optional), "bench")  # fmt: skip
+        await page.goto(url)
+        await page.locator("h1").first.wait_for()
+        await page.screenshot(path=str(out / f"{n}.png"))
+        await context.close()
+    return time.perf_counter() - started
