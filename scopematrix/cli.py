@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--app-url")
     diag.add_argument("--api-url")
     diag.add_argument("--target", choices=["sim", "live"], default="sim")
+    diag.add_argument("--reports", type=Path, default=REPORTS)
 
     check = sub.add_parser("check", help="before shipping a new scope: who could no longer install the app")
     check.add_argument("--add", default="", help='scopes to add to the install URL, e.g. "crm.objects.deals.write"')
@@ -152,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from scopematrix.matrix import load_matrix
-    from scopematrix.report.build import RunMeta
+    from scopematrix.report.build import RunMeta, text_diagnoses
     from scopematrix.runs import exit_code, finish, new_run_id, versions
 
     matrix = load_matrix(args.matrix, args.baseline)
@@ -251,6 +252,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     results, grid = finish(run_dir, meta, matrix, args.update_baseline and not interrupted)
     stale = matrix.stale_expectations()
+    diagnoses = text_diagnoses(results)
+    if diagnoses and not args.quiet:
+        print(diagnoses)
     print(grid)
     if stale:
         print(f"stale expectations ({len(stale)}): " + ", ".join(stale))
@@ -446,7 +450,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         server, scenario = start_simulator(args.scenario)
         target = sim_target(matrix, scenario, server.url, users, env)
     choice = find_browser()
-    run_dir = REPORTS / ("diagnose-" + new_run_id())
+    run_dir = args.reports / ("diagnose-" + new_run_id())
     engine = Engine(
         target=target, matrix=matrix, run_dir=run_dir, run_id=run_dir.name, flow=FlowOptions(),
         browser=BrowserOptions(executable_path=choice.executable_path if choice else None), concurrency=2,

@@ -80,3 +80,17 @@ def test_report_command_rebuilds_a_report_from_results_json(tmp_path, capsys):
     assert (tmp_path / "index.html").is_file()
     out = capsys.readouterr().out
     assert "ACCT" in out and f"report: {tmp_path / 'index.html'}" in out
+
+
+def test_terminal_summary_lists_each_diagnosis_with_its_verified_fixes():
+    from scopematrix.report.build import text_diagnoses
+
+    diag = Diagnosis(("forms",), "user", remedies=(Remedy("optional_scope", "x", True, Outcome.GRANTED),
+                                                    Remedy("grant_permissions", "y", None)), probes=4,
+                     summary="Blocked by forms (user-level)")  # fmt: skip
+    text = text_diagnoses([cell(outcome=Outcome.DENIED_PERMISSIONS, diagnosis=diag), cell(user="v")])
+    assert text.splitlines() == [
+        "diagnoses:",
+        "  u@a/s: Blocked by forms (user-level); verified fix: optional_scope (4 probes)",
+    ]
+    assert text_diagnoses([cell()]) == ""

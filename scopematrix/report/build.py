@@ -139,6 +139,19 @@ def text_grid(results: Sequence[CellResult], width: int = 14) -> str:
     return "\n".join([*lines, summary_line(results), "legend: " + legend + "  !=differs from expectation"])
 
 
+def text_diagnoses(results: Sequence[CellResult]) -> str:
+    """One line per diagnosed cell: the blocking scopes, who is at fault, the fixes that a probe verified."""
+    lines = []
+    for r in sorted(results, key=sort_key):
+        d = r.diagnosis
+        if d is None:
+            continue
+        fixes = [x.kind for x in d.remedies if x.verified]
+        verified = f"; verified fix: {', '.join(fixes)}" if fixes else ""
+        lines.append(f"  {r.cell_id}: {d.summary}{verified} ({d.probes} probes)")
+    return "diagnoses:\n" + "\n".join(lines) if lines else ""
+
+
 def summary_line(results: Sequence[CellResult]) -> str:
     parts = [f"{o.value}: {n}" for o, n in counts(results).items() if n]
     mism = sum(1 for r in results if not r.matches_expectation)
