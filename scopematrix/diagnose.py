@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from scopematrix.flow import Harness
+from scopematrix.flow import Harness, WalkPlan
 from scopematrix.matrix import Cell
 from scopematrix.model import CellResult, Diagnosis, Outcome, Remedy, ScopeFinding
 from scopematrix.rules.catalog import CATALOG, MARKETPLACE
@@ -51,7 +51,7 @@ class ProbeCache:
         for _ in range(2):  # an infrastructure hiccup is retried once, like a cell
             self.count += 1
             tally[0] += 1
-            walk = await self.harness.walk(user, hub_id, scopes, optional, ns or None, approve=False, folder=None)
+            walk = await self.harness.walk(WalkPlan(user, hub_id, scopes, optional, ns or None))
             if not walk.outcome.infrastructure:
                 return walk.outcome
         return walk.outcome
@@ -142,9 +142,7 @@ class Diagnoser:
         optional = tuple(cell.scope_set.optional)
         ns = self.harness.namespace(cell.id, "diag") if cell.scope_set.installed_by else ""
         if ns:  # replay the precondition inside the diagnosis namespace
-            await self.harness.walk(
-                cell.scope_set.installed_by or "", hub, tuple(requested), optional, ns, approve=True, folder=None
-            )
+            await self.harness.walk(WalkPlan.for_cell(cell, cell.scope_set.installed_by, namespace=ns, approve=True))
 
         async def blocked(scopes: Sequence[str]) -> bool:
             return (await self.probes.outcome(user, hub, scopes, optional, ns, tally)).blocked
@@ -250,7 +248,7 @@ class Diagnoser:
             )
         ns = self.harness.namespace(cell.id, "remedy-super-admin")
         hub, scopes, optional = cell.account.hub_id, tuple(cell.scope_set.scopes), tuple(cell.scope_set.optional)
-        first = await self.harness.walk(super_admin, hub, scopes, optional, ns, approve=True, folder=None)
+        first = await self.harness.walk(WalkPlan.for_cell(cell, super_admin, namespace=ns, approve=True))
         self.probes.count += 1
         tally[0] += 1
         if not first.outcome.installs:

@@ -76,6 +76,26 @@ class Walk:
 
 
 @dataclass(frozen=True)
+class WalkPlan:
+    """One pass through the hosted flow: who, where, which scopes, and what to do at consent."""
+
+    user_id: str
+    hub_id: int
+    scopes: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    namespace: str | None = None
+    approve: bool = False
+    folder: Path | None = None  # where screenshots go; None for probes, which keep no evidence
+    tracing: bool = False
+
+    @classmethod
+    def for_cell(cls, cell: Cell, user_id: str | None = None, **options: Any) -> WalkPlan:
+        scope_set = cell.scope_set
+        return cls(user_id or cell.user.id, cell.account.hub_id, tuple(scope_set.scopes), tuple(scope_set.optional),
+                   **options)  # fmt: skip
+
+
+@dataclass(frozen=True)
 class LoginFailure:
     message: str
     captures: tuple[Capture, ...]
@@ -285,23 +305,13 @@ class Harness:
 
     # -- the walk --------------------------------------------------------------------------------------------
 
-    async def walk(
-        self,
-        user_id: str,
-        hub_id: int,
-        scopes: tuple[str, ...],
-        optional: tuple[str, ...],
-        namespace: str | None,
-        approve: bool,
-        folder: Path | None,
-        tracing: bool = False,
-    ) -> Walk:
+    async def walk(self, plan: WalkPlan) -> Walk:
         walk: Walk | None = None
         for force in (False, True):  # the second pass: the saved session expired, log in again once
-            state = await self.login(user_id, force=force)
+            state = await self.login(plan.user_id, force=force)
             if isinstance(state, LoginFailure):
                 return state.as_walk()
-            walk = await self._walk_once(user_id, state, hub_id, scopes, optional, namespace, approve, folder, tracing)
+            walk = await self._walk_once(plan, state)
             if not walk.needs_login:
                 return walk
         assert walk is not None
@@ -346,21 +356,10 @@ class Harness:
             future.set_result(route.request.url)
         await route.fulfill(status=200, content_type="text/html", body=REDIRECT_PAGE)
 
-    async def _walk_once(
-        self,
-        user_id: str,
-        state: StorageState,
-        hub_id: int,
-        scopes: tuple[str, ...],
-        optional: tuple[str, ...],
-        namespace: str | None,
-        approve: bool,
-        folder: Path | None,
-        tracing: bool,
-    ) -> Walk:
+    async def _walk_once(self, plan: WalkPlan, state: StorageState) -> Walk:
         expected_state = secrets.token_urlsafe(16)
-        pinned = hub_id if self.options.pinned else None
-        url = authorize_url(self.target, self.matrix, pinned, scopes, optional, expected_state)
+        pinned = plan.hub_id if self.options.pinned else None
+        url = authorize_url(self.target, self.matrix, pinned, plan.scopes, plan.optional, expected_state)
         captured: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         statuses: list[int] = []
 
@@ -369,16 +368,16 @@ class Harness:
                 statuses.append(response.status)
 
         walk = Walk(Outcome.ERROR)
-        context, page = await self._lease(user_id, state, fresh=tracing)
+        context, page = await self._lease(plan.user_id, state, fresh=plan.tracing)
         self._redirects[page] = captured
         page.on("response", on_response)
-        if tracing:
+        if plan.tracing:
             await context.tracing.start(screenshots=True, snapshots=True)
         try:
-            headers = {ISOLATION_HEADER: namespace} if namespace and self.target.isolation else {}
+            headers = {ISOLATION_HEADER: plan.namespace} if plan.namespace and self.target.isolation else {}
             await page.set_extra_http_headers(headers)
             await page.goto(url, wait_until="domcontentloaded")
-            walk = await self._steps(page, hub_id, optional, approve, folder, captured, expected_state, statuses)
+            walk = await self._steps(page, plan, captured, expected_state, statuses)
         except (PlaywrightError, httpx.HTTPError, TimeoutError) as exc:
             first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
             walk.outcome, walk.error = Outcome.ERROR, self.redact(first)
@@ -386,13 +385,13 @@ class Harness:
         finally:
             self._redirects.pop(page, None)
             page.remove_listener("response", on_response)
-            if tracing and folder is not None:
+            if plan.tracing and plan.folder is not None:
                 await self._stop_tracing(
-                    context, folder, keep=self.options.tracing == "on" or walk.outcome.infrastructure
+                    context, plan.folder, keep=self.options.tracing == "on" or walk.outcome.infrastructure
                 )
             # After trouble the page may be in any state: don't hand it to the next walk.
-            reusable = not tracing and not walk.outcome.infrastructure and not walk.needs_login
-            await self._give_back(user_id, context, page, reusable)
+            reusable = not plan.tracing and not walk.outcome.infrastructure and not walk.needs_login
+            await self._give_back(plan.user_id, context, page, reusable)
         return walk
 
     async def _stop_tracing(self, context: BrowserContext, folder: Path, keep: bool) -> None:
@@ -409,14 +408,12 @@ class Harness:
     async def _steps(
         self,
         page: Page,
-        hub_id: int,
-        optional: tuple[str, ...],
-        approve: bool,
-        folder: Path | None,
+        plan: WalkPlan,
         captured: asyncio.Future[str],
         expected_state: str,
         statuses: list[int],
     ) -> Walk:
+        hub_id, optional, approve, folder = plan.hub_id, plan.optional, plan.approve, plan.folder
         walk = Walk(Outcome.UNRECOGNIZED)
         for _ in range(self.options.max_steps):
             obj = await identify(page, self.options.grace_s)
@@ -527,29 +524,16 @@ class Harness:
             note = ""
             t0 = time.monotonic()
             if cell.scope_set.installed_by:
-                pre = await self.walk(
-                    cell.scope_set.installed_by,
-                    cell.account.hub_id,
-                    tuple(cell.scope_set.scopes),
-                    tuple(cell.scope_set.optional),
-                    ns,
-                    approve=True,
-                    folder=None,
-                )
+                installer = cell.scope_set.installed_by
+                pre = await self.walk(WalkPlan.for_cell(cell, installer, namespace=ns, approve=True))
                 if not pre.outcome.installs:
                     note = f"precondition: {cell.scope_set.installed_by} could not install ({pre.outcome.value}). "
                 timings["precondition_s"] = round(time.monotonic() - t0, 3)
             t1 = time.monotonic()
-            walk = await self.walk(
-                cell.user.id,
-                cell.account.hub_id,
-                tuple(cell.scope_set.scopes),
-                tuple(cell.scope_set.optional),
-                ns,
-                approve=self.options.approve,
-                folder=folder,
-                tracing=self.options.tracing != "off",
+            plan = WalkPlan.for_cell(
+                cell, namespace=ns, approve=self.options.approve, folder=folder, tracing=self.options.tracing != "off"
             )
+            walk = await self.walk(plan)
             timings["flow_s"] = round(time.monotonic() - t1, 3)
             await self.reset(ns)
             if not walk.outcome.infrastructure:
