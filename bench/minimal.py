@@ -10,7 +10,7 @@ from pathlib import Path
 import pyotp
 from playwright.async_api import Browser, BrowserContext
 
-from scopematrix.flow import authorize_url
+from scopematrix.flow import WalkPlan, authorize_url
 from scopematrix.matrix import Cell, Matrix
 from scopematrix.target import Target
 
@@ -47,8 +47,7 @@ async def run_minimal(
             await login.close()
         context = await browser.new_context(storage_state=states[cell.user.id])  # type: ignore[arg-type]
         page = await context.new_page()
-        url = authorize_url(target, matrix, cell.account.hub_id, tuple(cell.scope_set.scopes),
-                            tuple(cell.scope_set.optional), "bench")  # fmt: skip
+        url = authorize_url(target, WalkPlan.for_cell(cell), True, "bench")
         await page.goto(url)
         await page.locator("h1").first.wait_for()
         await page.screenshot(path=str(out / f"{n}.png"))

@@ -44,7 +44,9 @@ def candidate_set(matrix: Matrix, args: argparse.Namespace) -> tuple[ScopeSetEnt
     scopes = args.scopes.split() if args.scopes is not None else [*base.scopes, *args.add.split()]
     optional = [*base.optional, *args.optional.split()]
     try:
-        cand = ScopeSetEntry(id=CANDIDATE, scopes=list(dict.fromkeys(scopes)), optional=list(dict.fromkeys(optional)))
+        cand = ScopeSetEntry(
+            id=CANDIDATE, app=base.app, scopes=list(dict.fromkeys(scopes)), optional=list(dict.fromkeys(optional))
+        )
     except ValidationError as exc:
         msg = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
         problem, _, fix = msg.partition(" Fix: ")
@@ -61,7 +63,7 @@ def run_check(args: argparse.Namespace) -> int:
     users = matrix.users_needed(cells)
     server = None
     if args.target == "live":
-        target = live_target(matrix, env, users, args.app_url, args.api_url)
+        target = live_target(matrix, env, users, args.app_url, args.api_url, matrix.apps_needed(cells))
     else:
         from scopematrix.simtarget import sim_target, start_simulator, with_candidate_scopes
         from scopematrix.simulator.scenario import load_scenario
@@ -69,12 +71,12 @@ def run_check(args: argparse.Namespace) -> int:
         added = [s for s in cand.scopes if s not in base.scopes]
         extra_optional = [s for s in cand.optional if s not in base.optional]
         scenario = with_candidate_scopes(
-            load_scenario(args.scenario), matrix.app.client_id or "", added, extra_optional
+            load_scenario(args.scenario), matrix.app_of(base).client_id or "", added, extra_optional
         )
         server, scenario = start_simulator(None, scenario=scenario)
         target = sim_target(matrix, scenario, server.url, users, env)
     run_dir = args.reports / ("check-" + new_run_id().removeprefix("run-"))
-    choice = find_browser()
+    choice = find_browser(headless=True)
     started = datetime.now(UTC)
     engine = Engine(
         target=target, matrix=matrix, run_dir=run_dir, run_id=run_dir.name, flow=FlowOptions(),

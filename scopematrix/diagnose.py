@@ -1,29 +1,45 @@
 """Explain a blocked cell by experiment: which scopes block, who is at fault, and which fix works.
 
 Probes are authorize flows with subsets of the requested scopes that stop at the decision; they never
-install. Group testing (binary splitting, one culprit at a time) assumes a scope blocks on its own; when
-the probes contradict that, delta debugging (ddmin) takes over.
+install. Every probe URL is one HubSpot accepts for the probing app's scope settings: required scopes are
+always sent, only conditionally required ones are left out. With a probe app (every candidate scope
+conditionally required) any subset is valid. A probe that HubSpot answers with anything but a decision
+(an app-configuration error, an outage, an unknown screen) is inconclusive: never "installs", never
+"blocked". A scope is named only when the probes proved it: the named set blocks, and the request
+without it installs.
+
+Group testing (binary splitting, one culprit at a time) assumes a scope blocks on its own; when the probes
+contradict that, delta debugging (ddmin) takes over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from scopematrix.flow import Harness, WalkPlan
-from scopematrix.matrix import Cell
+from scopematrix.matrix import AppScopes, Cell
 from scopematrix.model import CellResult, Diagnosis, Outcome, Remedy, ScopeFinding
-from scopematrix.rules.catalog import CATALOG, MARKETPLACE
-from scopematrix.rules.decide import products_needed
+from scopematrix.rules.catalog import CATALOG, MARKETPLACE, products_needed
 
 Test = Callable[[Sequence[str]], Awaitable[bool]]
+ProbeKey = tuple[str, int, str, str, frozenset[str], frozenset[str]]
+
+
+class Inconclusive(Exception):
+    """A probe got no decision from HubSpot; the diagnosis says so instead of guessing."""
+
+    @staticmethod
+    def probe(scopes: Sequence[str], outcome: Outcome) -> Inconclusive:
+        return Inconclusive(f"HubSpot answered the probe with {{{', '.join(scopes) or 'oauth'}}} with {outcome.value}")
 
 
 class ProbeCache:
-    """Probe results within a run, keyed by user, account, namespace and the exact scopes."""
+    """Probe results within a run, keyed by user, account, app, namespace and the exact scopes."""
 
     def __init__(self, harness: Harness) -> None:
         self.harness = harness
-        self._cache: dict[tuple[str, int, str, frozenset[str], frozenset[str]], Outcome] = {}
+        self._cache: dict[ProbeKey, Outcome] = {}
         self.count = 0
 
     async def outcome(
@@ -34,35 +50,33 @@ class ProbeCache:
         optional: Sequence[str] = (),
         namespace: str = "",
         tally: list[int] | None = None,
+        app: str = "",
     ) -> Outcome:
-        key = (user, hub_id, namespace, frozenset(scopes), frozenset(optional))
+        key = (user, hub_id, app, namespace, frozenset(scopes), frozenset(optional))
         tally = tally if tally is not None else [0]
         if key not in self._cache:
-            out = await self._run(user, hub_id, tuple(scopes), tuple(optional), namespace, tally)
+            plan = WalkPlan(user, hub_id, tuple(scopes), tuple(optional), namespace or None, app=app)
+            out = await self._run(plan, tally)
             if out.installs != self._expected_by_monotonicity(key, out):
                 # It contradicts earlier probes: repeat once and keep the second answer.
-                out = await self._run(user, hub_id, tuple(scopes), tuple(optional), namespace, tally)
+                out = await self._run(plan, tally)
             self._cache[key] = out
         return self._cache[key]
 
-    async def _run(
-        self, user: str, hub_id: int, scopes: tuple[str, ...], optional: tuple[str, ...], ns: str, tally: list[int]
-    ) -> Outcome:
+    async def _run(self, plan: WalkPlan, tally: list[int]) -> Outcome:
         for _ in range(2):  # an infrastructure hiccup is retried once, like a cell
             self.count += 1
             tally[0] += 1
-            walk = await self.harness.walk(WalkPlan(user, hub_id, scopes, optional, ns or None))
+            walk = await self.harness.walk(plan)
             if not walk.outcome.infrastructure:
                 return walk.outcome
         return walk.outcome
 
-    def _expected_by_monotonicity(
-        self, key: tuple[str, int, str, frozenset[str], frozenset[str]], out: Outcome
-    ) -> bool:
+    def _expected_by_monotonicity(self, key: ProbeKey, out: Outcome) -> bool:
         """What earlier probes imply: a subset of a passing set passes, a superset of a blocked one fails."""
-        user, hub, ns, scopes, optional = key
-        for (u, h, n, s, o), prev in self._cache.items():
-            if (u, h, n, o) != (user, hub, ns, optional) or prev.infrastructure:
+        *where, scopes, optional = key
+        for (*w, s, o), prev in self._cache.items():
+            if w != where or o != optional:
                 continue
             if prev.installs and scopes <= s:
                 return True
@@ -122,6 +136,28 @@ async def ddmin(items: Sequence[str], passes_without: Test) -> list[str]:
     return c
 
 
+@dataclass(frozen=True)
+class ProbePlan:
+    """How to probe one cell: with which app, what every probe must send, and what may be left out."""
+
+    app: str  # the matrix app id probes use
+    fixed: tuple[str, ...]  # sent in every probe (the app's required scopes)
+    droppable: tuple[str, ...]  # the candidates
+    optional: tuple[str, ...]  # sent as optional_scope in every probe
+    probe_app: bool
+
+    @staticmethod
+    def for_cell(cell: Cell, settings: AppScopes | None, app: str, probe_app: str | None) -> ProbePlan:
+        requested = tuple(dict.fromkeys(s for s in cell.scope_set.scopes if s != "oauth"))
+        if probe_app is not None:
+            # Optional scopes never block (HubSpot drops unavailable ones): probes leave them out.
+            return ProbePlan(probe_app, (), requested, (), True)
+        required = set(settings.required) if settings is not None else set()
+        fixed = tuple(s for s in requested if s in required)
+        droppable = tuple(s for s in requested if s not in required)
+        return ProbePlan(app, fixed, droppable, tuple(cell.scope_set.optional), False)
+
+
 class Diagnoser:
     def __init__(self, harness: Harness, probes: ProbeCache | None = None, verify_installs: bool = True) -> None:
         self.harness = harness
@@ -136,102 +172,160 @@ class Diagnoser:
         return None
 
     async def diagnose(self, cell: Cell, result: CellResult) -> Diagnosis:
+        matrix = self.harness.matrix
+        app = matrix.app_of(cell.scope_set)
+        probe_app = matrix.spec.probe_app
+        plan = ProbePlan.for_cell(cell, app.scopes, app.id, probe_app.id if probe_app else None)
         tally = [0]
         user, hub = cell.user.id, cell.account.hub_id
-        requested = list(dict.fromkeys(s for s in cell.scope_set.scopes if s != "oauth"))
-        optional = tuple(cell.scope_set.optional)
         ns = self.harness.namespace(cell.id, "diag") if cell.scope_set.installed_by else ""
-        if ns:  # replay the precondition inside the diagnosis namespace
-            await self.harness.walk(WalkPlan.for_cell(cell, cell.scope_set.installed_by, namespace=ns, approve=True))
+        if ns:  # replay the precondition inside the diagnosis namespace, with the probing app
+            replay = WalkPlan.for_cell(cell, cell.scope_set.installed_by, namespace=ns, approve=True, app=plan.app)
+            if plan.probe_app:
+                replay = WalkPlan(replay.user_id, hub, plan.droppable, (), ns, approve=True, app=plan.app)
+            await self.harness.walk(replay)
 
-        async def blocked(scopes: Sequence[str]) -> bool:
-            return (await self.probes.outcome(user, hub, scopes, optional, ns, tally)).blocked
+        async def probe(extra: Sequence[str]) -> Outcome:
+            scopes = [*plan.fixed, *extra]
+            out = await self.probes.outcome(user, hub, scopes, plan.optional, ns, tally, plan.app)
+            if not (out.blocked or out.installs):
+                raise Inconclusive.probe(scopes, out)
+            return out
+
+        async def blocked(extra: Sequence[str]) -> bool:
+            return (await probe(extra)).blocked
 
         async def passes_without(removed: Sequence[str]) -> bool:
-            keep = [s for s in requested if s not in removed]
-            return (await self.probes.outcome(user, hub, keep, optional, ns, tally)).installs
+            return (await probe([s for s in plan.droppable if s not in removed])).installs
 
-        remedies: list[Remedy] = []
-        missing = list(result.missing_permissions)
-        if await blocked([]):
-            # Not even the base scope installs: the installer is the problem, not any one scope.
-            sa = self._super_admin(cell)
-            if sa and sa != user:
-                remedies.append(await self._super_admin_first(cell, sa, tally))
-            if MARKETPLACE in missing or not missing:
-                remedies.append(Remedy("grant_permissions", f"Give {user} {MARKETPLACE} in this account.", None))
-            summary = f"{user} cannot install this app in {cell.account.id} with any scope: " + (
-                "HubSpot asks for approval first."
-                if result.outcome is Outcome.NEEDS_APPROVAL
-                else "an installer right is missing (Marketplace Access or the first install)."
-            )
-            return Diagnosis((), "installer", (), tuple(missing), tuple(remedies), tally[0], "base-probe", summary, 1)
+        try:
+            if await blocked([]):
+                return await self._base_blocked(cell, result, plan, tally)
+            base_probes = tally[0]  # the base probe is not part of the search
+            culprits, consistent = await binary_splitting(plan.droppable, blocked)
+            method = "binary-splitting"
+            if not consistent:
+                method = "ddmin"
+                culprits = await ddmin(plan.droppable, passes_without)
+            search = tally[0] - base_probes
+            # Proof, not inference: the named set blocks, and the request without it installs.
+            if not culprits or not await blocked(culprits) or not await passes_without(culprits):
+                raise Inconclusive("the probes contradict each other (no set both blocks and, left out, installs)")
+            findings = [await self._attribute(cell, scope, plan, tally) for scope in culprits]
+        except Inconclusive as exc:
+            return self._inconclusive(cell, plan, tally[0], str(exc))
+        return await self._explained(cell, result, plan, culprits, findings, method, search, ns, tally)
 
-        base_probes = tally[0]  # the base probe above is not part of the search
-        culprits, consistent = await binary_splitting(requested, blocked)
-        method = "binary-splitting"
-        if not consistent:
-            method = "ddmin"
-            culprits = await ddmin(requested, passes_without)
-        search = tally[0] - base_probes
-        findings = [await self._attribute(cell, scope, result, tally) for scope in culprits]
+    async def _explained(
+        self,
+        cell: Cell,
+        result: CellResult,
+        plan: ProbePlan,
+        culprits: list[str],
+        findings: list[ScopeFinding],
+        method: str,
+        search: int,
+        ns: str,
+        tally: list[int],
+    ) -> Diagnosis:
+        user = cell.user.id
         levels = {f.level for f in findings}
         attribution = levels.pop() if len(levels) == 1 else "mixed"
+        missing = list(result.missing_permissions)
         if not missing:
             missing = sorted({p for f in findings if f.level == "user" for p in CATALOG[f.scope].permissions})
-        remedies.append(await self._optional_remedy(cell, culprits, ns, tally))
+        remedies = [await self._optional_remedy(cell, culprits, ns, tally)]
         for f in findings:
             if f.level == "account":
                 remedies.append(Remedy("upgrade_account", f"{cell.account.id} needs {f.hint} for {f.scope}.", None))
         if any(f.level == "user" for f in findings) and missing:
             remedies.append(Remedy("grant_permissions", f"Give {user}: {', '.join(missing)}.", None))
-        names = ", ".join(culprits)
-        summary = f"Blocked by {names} ({attribution}-level)" if culprits else "No single scope explains the denial"
+        summary = f"Blocked by {', '.join(culprits)} ({attribution}-level)"
         return Diagnosis(
-            tuple(culprits),
-            attribution,
-            tuple(findings),
-            tuple(missing),
-            tuple(remedies),
-            tally[0],
-            method,
-            summary,
-            search,
-        )
+            tuple(culprits), attribution, tuple(findings), tuple(missing), tuple(remedies), tally[0], method,
+            summary, search, probe_app=plan.app if plan.probe_app else "",
+        )  # fmt: skip
 
-    async def _attribute(self, cell: Cell, scope: str, result: CellResult, tally: list[int]) -> ScopeFinding:
+    async def _base_blocked(self, cell: Cell, result: CellResult, plan: ProbePlan, tally: list[int]) -> Diagnosis:
+        """Even the smallest valid request is blocked."""
+        if plan.fixed:
+            # The app requires these scopes, so no valid URL of this app leaves them out.
+            names = ", ".join(plan.fixed)
+            rest = list(plan.droppable)
+            summary = (
+                f"Blocked within {{{names}}} (or by the installer's rights): the app's settings require "
+                f"{'it' if len(plan.fixed) == 1 else 'them'}, so no valid install URL leaves "
+                f"{'it' if len(plan.fixed) == 1 else 'them'} out; configure probe_app to split them"
+                + (f" ({', '.join(rest)} could not be tested)" if rest else "")
+            )
+            return Diagnosis(
+                (), "unknown", (), tuple(result.missing_permissions), (), tally[0], "app-settings", summary, 0,
+                candidates=plan.fixed,
+            )  # fmt: skip
+        # Not even the base scope installs: the installer is the problem, not any one scope.
+        user = cell.user.id
+        missing = list(result.missing_permissions)
+        remedies: list[Remedy] = []
+        sa = self._super_admin(cell)
+        if sa and sa != user:
+            remedies.append(await self._super_admin_first(cell, sa, tally))
+        if MARKETPLACE in missing or not missing:
+            remedies.append(Remedy("grant_permissions", f"Give {user} {MARKETPLACE} in this account.", None))
+        summary = f"{user} cannot install this app in {cell.account.id} with any scope: " + (
+            "HubSpot asks for approval first."
+            if result.outcome is Outcome.NEEDS_APPROVAL
+            else "an installer right is missing (Marketplace Access or the first install)."
+        )
+        return Diagnosis(
+            (), "installer", (), tuple(missing), tuple(remedies), tally[0], "base-probe", summary, 1,
+            probe_app=plan.app if plan.probe_app else "",
+        )  # fmt: skip
+
+    def _inconclusive(self, cell: Cell, plan: ProbePlan, probes: int, why: str) -> Diagnosis:
+        candidates = (*plan.fixed, *plan.droppable)
+        summary = f"Inconclusive: {why}, so no scope can be named; the blocker is among {{{', '.join(candidates)}}}" + (
+            "" if plan.probe_app else " (declare the app's scope settings, or configure probe_app)"
+        )
+        return Diagnosis((), "unknown", (), (), (), probes, "inconclusive", summary, 0, candidates=candidates)
+
+    async def _attribute(self, cell: Cell, scope: str, plan: ProbePlan, tally: list[int]) -> ScopeFinding:
+        """Account- or user-level: does a super admin of the same account get past this scope?"""
         hub = cell.account.hub_id
         if cell.user.super_admin:
             return ScopeFinding(scope, "account", products_needed(scope))
         sa = self._super_admin(cell)
         if sa is not None:
-            out = await self.probes.outcome(sa, hub, [scope], tally=tally)
+            out = await self.probes.outcome(sa, hub, [*plan.fixed, scope], plan.optional, "", tally, plan.app)
             if out.blocked:
                 return ScopeFinding(scope, "account", products_needed(scope))
             if out.installs:
                 perms = ", ".join(CATALOG[scope].permissions) or "a super admin's rights"
                 return ScopeFinding(scope, "user", perms)
-        if result.outcome is Outcome.DENIED_ACCOUNT:
+        # The user's own probe with just this scope: HubSpot's account screen is evidence of its own.
+        own = await self.probes.outcome(cell.user.id, hub, [*plan.fixed, scope], plan.optional, "", tally, plan.app)
+        if own is Outcome.DENIED_ACCOUNT:
             return ScopeFinding(scope, "account", products_needed(scope))
         return ScopeFinding(scope, "unknown")
 
     async def _optional_remedy(self, cell: Cell, culprits: list[str], ns: str, tally: list[int]) -> Remedy:
+        """Move the culprits to optional_scope: probed only where the app's settings allow that URL."""
+        app = self.harness.matrix.app_of(cell.scope_set)
         keep = [s for s in cell.scope_set.scopes if s not in culprits]
         optional = [*cell.scope_set.optional, *culprits]
-        out = await self.probes.outcome(cell.user.id, cell.account.hub_id, keep, optional, ns, tally)
         moved = ", ".join(culprits)
+        if app.scopes is None or not app.scopes.allows(keep, optional):
+            return Remedy(
+                "optional_scope",
+                f"List {moved} as optional in the app's scope settings, then send "
+                f"{'it' if len(culprits) == 1 else 'them'} as optional_scope (not probed: until then HubSpot "
+                "refuses that install URL).",
+                None,
+                missing_scopes=tuple(culprits),
+            )
+        out = await self.probes.outcome(cell.user.id, cell.account.hub_id, keep, optional, ns, tally, app.id)
         if out.installs:
             return Remedy(
                 "optional_scope", f"Move {moved} to optional_scope: installs without them.", True, out, tuple(culprits)
-            )
-        if out is Outcome.APP_MISCONFIGURED:
-            return Remedy(
-                "optional_scope",
-                f"Moving {moved} to optional_scope needs the app's scope settings to list "
-                "them as optional first (HubSpot reports a scope mismatch).",
-                False,
-                out,
-                tuple(culprits),
             )
         return Remedy(
             "optional_scope",
@@ -248,6 +342,7 @@ class Diagnoser:
             )
         ns = self.harness.namespace(cell.id, "remedy-super-admin")
         hub, scopes, optional = cell.account.hub_id, tuple(cell.scope_set.scopes), tuple(cell.scope_set.optional)
+        app = cell.scope_set.app or ""
         first = await self.harness.walk(WalkPlan.for_cell(cell, super_admin, namespace=ns, approve=True))
         self.probes.count += 1
         tally[0] += 1
@@ -258,7 +353,7 @@ class Diagnoser:
                 False,
                 first.outcome,
             )
-        out = await self.probes.outcome(cell.user.id, hub, scopes, optional, ns, tally)
+        out = await self.probes.outcome(cell.user.id, hub, scopes, optional, ns, tally, app)
         await self.harness.reset(ns)
         verdict = "then passes" if out.installs else f"still ends in {out.value}"
         return Remedy(

@@ -1,11 +1,13 @@
-"""The matrix as data: app, accounts, users, scope sets and expectations, expanded into cells."""
+"""The matrix as data: apps, accounts, users, scope sets and expectations, expanded into cells."""
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import field_validator, model_validator
@@ -16,6 +18,9 @@ from scopematrix.model import Outcome
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DEFAULT_MATRIX = FIXTURES / "matrix.yaml"
+# Ids name folders, report rows and pytest ids: no spaces, no '@' or '/' (the cell id's separators).
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+ID_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64"
 
 
 def _env_name(value: str | None) -> str | None:
@@ -24,26 +29,56 @@ def _env_name(value: str | None) -> str | None:
     return value
 
 
+def _id(value: str) -> str:
+    if not ID_PATTERN.fullmatch(value):
+        raise fail(f"id {value!r} is not allowed", f"use {ID_RULE} characters.")
+    return value
+
+
+def _redirect(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("https://", "http://localhost")):
+        raise fail(f"redirect_uri '{value}' is not https", "HubSpot accepts https, or http only for localhost.")
+    return value
+
+
+class AppScopes(Strict):
+    """The app's scope settings as configured in HubSpot (its auth settings or app-hsmeta.json)."""
+
+    required: list[str] = []
+    conditional: list[str] = []
+    optional: list[str] = []
+
+    _v = field_validator("required", "conditional", "optional")(known_scopes)
+
+    def allows(self, scope: Sequence[str], optional: Sequence[str]) -> bool:
+        """Would HubSpot accept this install URL for these settings (brief section 3, "Scope types")?"""
+        sent = {*scope, "oauth"}
+        return (
+            all(s in sent for s in self.required)
+            and all(s in {*self.required, *self.conditional, "oauth"} for s in scope)
+            and all(s in self.optional for s in optional)
+        )
+
+
 class AppEntry(Strict):
+    id: str = "app"
     name: str
     client_id: str | None = None
     client_id_env: str | None = None
     client_secret_env: str = "SCOPEMATRIX_CLIENT_SECRET"
     redirect_uri: str
+    # The app's scope settings. Diagnosis sends only install URLs these settings accept; without them it
+    # cannot tell a required scope from a droppable one, and says so when HubSpot refuses a probe.
+    scopes: AppScopes | None = None
 
     _env = field_validator("client_id_env", "client_secret_env")(_env_name)
-
-    @field_validator("redirect_uri")
-    @classmethod
-    def _redirect(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://localhost")):
-            raise fail(f"redirect_uri '{value}' is not https", "HubSpot accepts https, or http only for localhost.")
-        return value
+    _ids = field_validator("id")(_id)
+    _redirect_ok = field_validator("redirect_uri")(_redirect)
 
     @model_validator(mode="after")
     def _client(self) -> AppEntry:
         if not self.client_id and not self.client_id_env:
-            raise fail("the app needs client_id or client_id_env", "add client_id: <your app's client id>.")
+            raise fail(f"app '{self.id}' needs client_id or client_id_env", "add client_id: <your app's client id>.")
         return self
 
 
@@ -51,6 +86,10 @@ class AccountEntry(Strict):
     id: str
     hub_id: int
     label: str = ""
+    # The account's name as HubSpot shows it in the account picker (used when a row shows no Hub ID).
+    name: str = ""
+
+    _ids = field_validator("id")(_id)
 
 
 class UserEntry(Strict):
@@ -64,16 +103,25 @@ class UserEntry(Strict):
     storage_state_env: str | None = None
 
     _env = field_validator("email_env", "password_env", "totp_secret_env", "storage_state_env")(_env_name)
+    _ids = field_validator("id")(_id)
 
 
 class ScopeSetEntry(Strict):
     id: str
+    # The app whose install URL this is (an id from `apps`); default: the first app.
+    app: str | None = None
     scopes: list[str]
     optional: list[str] = []
     # A precondition: this user approves the same scopes first (the classic super-admin-first case).
     installed_by: str | None = None
     description: str = ""
+    # Send scope names HubSpot doesn't know (to test the "invalid scope" screen).
     allow_invalid: bool = False
+    # Deliberate misconfigurations: another client_id or redirect_uri than the app's.
+    client_id: str | None = None
+    redirect_uri: str | None = None
+
+    _ids = field_validator("id")(_id)
 
     @model_validator(mode="after")
     def _check(self) -> ScopeSetEntry:
@@ -86,20 +134,38 @@ class ScopeSetEntry(Strict):
 
 
 class MatrixSpec(Strict):
-    app: AppEntry
+    apps: list[AppEntry]
+    # A test app whose settings list every candidate scope as conditionally required: diagnosis probes
+    # with it, so that any subset of scopes is a valid install URL.
+    probe_app: AppEntry | None = None
     accounts: list[AccountEntry]
     users: list[UserEntry]
     scope_sets: list[ScopeSetEntry]
     baseline: str | None = "baseline.yaml"
     pinned: bool = True  # authorize through /oauth/{hubId}/authorize; False goes through the picker
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_app(cls, data: Any) -> Any:
+        """`app:` (one app) is shorthand for `apps:` with one entry."""
+        if isinstance(data, dict) and "app" in data:
+            if "apps" in data:
+                raise fail("both 'app' and 'apps' are given", "keep one: 'apps' is a list of apps.")
+            data = {**data, "apps": [data["app"]]}
+            del data["app"]
+        return data
+
     @model_validator(mode="after")
     def _refs(self) -> MatrixSpec:
+        if not self.apps:
+            raise fail("no app is configured", "add one under apps:.")
+        unique_ids("apps", [a.id for a in self.apps] + ([self.probe_app.id] if self.probe_app else []))
         unique_ids("accounts", [a.id for a in self.accounts])
         unique_ids("users", [u.id for u in self.users])
         unique_ids("scope_sets", [s.id for s in self.scope_sets])
         accounts = {a.id for a in self.accounts}
         users = {u.id for u in self.users}
+        apps = {a.id for a in self.apps}
         for user in self.users:
             for acc in user.accounts:
                 if acc not in accounts:
@@ -110,6 +176,8 @@ class MatrixSpec(Strict):
         for s in self.scope_sets:
             if s.installed_by is not None and s.installed_by not in users:
                 raise fail(f"scope set '{s.id}' is installed_by unknown user '{s.installed_by}'", "name a user id.")
+            if s.app is not None and s.app not in apps:
+                raise fail(f"scope set '{s.id}' names unknown app '{s.app}'", f"use one of: {', '.join(apps)}.")
         return self
 
 
@@ -153,7 +221,19 @@ class Matrix:
 
     @property
     def app(self) -> AppEntry:
-        return self.spec.app
+        """The first (main) app."""
+        return self.spec.apps[0]
+
+    @property
+    def apps(self) -> dict[str, AppEntry]:
+        """Every app by id, the probe app included."""
+        apps = {a.id: a for a in self.spec.apps}
+        if self.spec.probe_app is not None:
+            apps[self.spec.probe_app.id] = self.spec.probe_app
+        return apps
+
+    def app_of(self, scope_set: ScopeSetEntry) -> AppEntry:
+        return self.apps[scope_set.app] if scope_set.app else self.app
 
     def user(self, user_id: str) -> UserEntry:
         return next(u for u in self.spec.users if u.id == user_id)
@@ -199,6 +279,13 @@ class Matrix:
             return needed
         accounts = {c.account.id for c in cells}
         needed |= {u.id for u in self.spec.users if u.super_admin and accounts & set(u.accounts)}
+        return needed
+
+    def apps_needed(self, cells: Sequence[Cell], diagnose: bool = True) -> set[str]:
+        """The apps whose client id and secret the cells need: their own, and the probe app to diagnose."""
+        needed = {self.app_of(c.scope_set).id for c in cells}
+        if diagnose and self.spec.probe_app is not None:
+            needed.add(self.spec.probe_app.id)
         return needed
 
     def expectation(self, cell_id: str) -> Expectation | None:

@@ -108,6 +108,9 @@ class Diagnosis:
     method: str = "binary-splitting"
     summary: str = ""
     search_probes: int = 0  # probes spent finding blocking_scopes (others: base probe, attribution, fixes)
+    # When the probes could not isolate the blocker: the scopes it is among (blocking_scopes stays empty).
+    candidates: tuple[str, ...] = ()
+    probe_app: str = ""  # the app the probes used ("" for the cell's own app)
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class CellResult:
     heading: str = ""
     message: str = ""
     missing_permissions: tuple[str, ...] = ()
-    offered_scopes: tuple[str, ...] = ()
+    offered_scopes: tuple[str, ...] | None = None  # None: consent's scope list could not be read
     granted_scopes: tuple[str, ...] | None = None
     screenshots: tuple[Capture, ...] = ()
     expected: Outcome | None = None
@@ -156,10 +159,11 @@ class CellResult:
         d = dict(data)
         d["outcome"] = Outcome(d["outcome"])
         d["expected"] = Outcome(d["expected"]) if d.get("expected") else None
-        for key in ("requested_scopes", "optional_scopes", "missing_permissions", "offered_scopes"):
+        for key in ("requested_scopes", "optional_scopes", "missing_permissions"):
             d[key] = tuple(d.get(key) or ())
-        if d.get("granted_scopes") is not None:
-            d["granted_scopes"] = tuple(d["granted_scopes"])
+        for key in ("offered_scopes", "granted_scopes"):
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
         d["screenshots"] = tuple(
             Capture(Screen(c["screen"]), c["path"], bool(c.get("decisive"))) for c in d.get("screenshots") or ()
         )
@@ -184,6 +188,8 @@ class CellResult:
                 method=diag.get("method", ""),
                 summary=diag.get("summary", ""),
                 search_probes=int(diag.get("search_probes", 0)),
+                candidates=tuple(diag.get("candidates", ())),
+                probe_app=str(diag.get("probe_app", "")),
             )
         known = set(CellResult.__dataclass_fields__)
         return CellResult(**{k: v for k, v in d.items() if k in known})

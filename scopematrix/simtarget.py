@@ -15,7 +15,7 @@ from scopematrix.simulator.app import create_app
 from scopematrix.simulator.scenario import Scenario, load_scenario
 from scopematrix.simulator.server import SimServer
 from scopematrix.simulator.state import SimOptions
-from scopematrix.target import Target, resolve_credentials
+from scopematrix.target import Target, resolve_apps, resolve_credentials
 
 
 def provisioned_env(matrix: Matrix, scenario: Scenario) -> dict[str, str]:
@@ -29,9 +29,10 @@ def provisioned_env(matrix: Matrix, scenario: Scenario) -> dict[str, str]:
         env[user.password_env] = sim_user.password
         if user.totp_secret_env and sim_user.totp_secret:
             env[user.totp_secret_env] = sim_user.totp_secret
-    app = scenario.apps.get(matrix.app.client_id or "")
-    if app is not None:
-        env[matrix.app.client_secret_env] = app.client_secret
+    for entry in matrix.apps.values():
+        app = scenario.apps.get(entry.client_id or "")
+        if app is not None:
+            env[entry.client_secret_env] = app.client_secret
     return env
 
 
@@ -68,13 +69,12 @@ def sim_target(
         )
     values = dict(env or {})
     values.update(provisioned_env(matrix, scenario))
-    client_id = matrix.app.client_id or values.get(matrix.app.client_id_env or "", "")
     return Target(
         kind="sim",
         app_url=url,
         api_url=url,
-        client_id=client_id,
-        client_secret=values.get(matrix.app.client_secret_env, ""),
+        apps=resolve_apps(matrix, values),
+        main_app=matrix.app.id,
         credentials=resolve_credentials(matrix, values, user_ids),
         isolation=True,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -27,21 +28,44 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class AppCredentials:
+    client_id: str
+    client_secret: str = field(repr=False)
+    redirect_uri: str = ""
+
+
+@dataclass(frozen=True)
 class Target:
     kind: str  # sim | live
     app_url: str
     api_url: str
-    client_id: str
-    client_secret: str = field(repr=False)
+    apps: Mapping[str, AppCredentials]  # by the matrix's app id: the apps the run needs
+    main_app: str  # the app of scope sets that name none
     credentials: Mapping[str, Credentials] = field(repr=False, default_factory=dict)
     # The simulator's test-support switches: per-cell isolation header and reset endpoint.
     isolation: bool = False
 
     def secrets(self) -> list[str]:
-        out = [self.client_secret]
+        out = [a.client_secret for a in self.apps.values()]
         for c in self.credentials.values():
             out += [c.password] + ([c.totp_secret] if c.totp_secret else [])
         return [s for s in out if s]
+
+    def login_origins(self) -> frozenset[str]:
+        """Where credentials may be typed: the configured HubSpot app origin, and for real HubSpot its
+        regional app hosts (brief section 1)."""
+        own = origin_of(self.app_url)
+        if urlsplit(self.app_url).hostname in HUBSPOT_APP_HOSTS:
+            return frozenset({own, *(f"https://{h}" for h in HUBSPOT_APP_HOSTS)})
+        return frozenset({own})
+
+
+HUBSPOT_APP_HOSTS = ("app.hubspot.com", "app-eu1.hubspot.com", "app-na2.hubspot.com")
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def check_url(name: str, value: str) -> str:
@@ -58,9 +82,20 @@ def load_env(env_file: Path | None) -> dict[str, str]:
     if env_file is not None and not path.is_file():
         raise UsageError(f"{path}: env file not found.", "create it from .env.example or drop --env-file.")
     if path.is_file():
-        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+        try:
+            values.update({k: v for k, v in dotenv_values(path, encoding="utf-8").items() if v is not None})
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}: not UTF-8 text.", "save the env file as UTF-8.") from None
     values.update(os.environ)
     return values
+
+
+def _is_storage_state(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("cookies", []), list)
 
 
 def resolve_credentials(matrix: Matrix, env: Mapping[str, str], user_ids: set[str]) -> dict[str, Credentials]:
@@ -73,6 +108,11 @@ def resolve_credentials(matrix: Matrix, env: Mapping[str, str], user_ids: set[st
             raise UsageError(
                 f"{user.storage_state_env}={state}: saved login file not found.",
                 f"run 'scopematrix login --user {user.id}' or unset it.",
+            )
+        if state and not _is_storage_state(Path(state)):
+            raise UsageError(
+                f"{user.storage_state_env}={state}: not a Playwright storage state (JSON with cookies and origins).",
+                f"save it again with 'scopematrix login --user {user.id}'.",
             )
         needed = [user.email_env] + ([] if state else [user.password_env])
         missing = [n for n in needed if not env.get(n)]
@@ -96,24 +136,40 @@ def resolve_credentials(matrix: Matrix, env: Mapping[str, str], user_ids: set[st
     return creds
 
 
+def resolve_apps(matrix: Matrix, env: Mapping[str, str], app_ids: set[str] | None = None) -> dict[str, AppCredentials]:
+    """Client id and secret of the apps (default: all), from the matrix or the environment variables it names."""
+    apps: dict[str, AppCredentials] = {}
+    for app in matrix.apps.values():
+        if app_ids is not None and app.id not in app_ids:
+            continue
+        client_id = app.client_id or env.get(app.client_id_env or "", "")
+        if not client_id:
+            raise UsageError(
+                f"environment variable {app.client_id_env} is not set (app '{app.id}').", "set the app's client id."
+            )
+        secret = env.get(app.client_secret_env, "")
+        if not secret:
+            raise UsageError(
+                f"environment variable {app.client_secret_env} is not set (app '{app.id}').",
+                "set the app's client secret in the environment or .env.",
+            )
+        apps[app.id] = AppCredentials(client_id, secret, app.redirect_uri)
+    return apps
+
+
 def live_target(
-    matrix: Matrix, env: Mapping[str, str], user_ids: set[str], app_url: str | None, api_url: str | None
+    matrix: Matrix,
+    env: Mapping[str, str],
+    user_ids: set[str],
+    app_url: str | None,
+    api_url: str | None,
+    app_ids: set[str] | None = None,
 ) -> Target:
-    app = matrix.app
-    client_id = app.client_id or env.get(app.client_id_env or "", "")
-    if not client_id:
-        raise UsageError(f"environment variable {app.client_id_env} is not set.", "set your app's client id.")
-    secret = env.get(app.client_secret_env, "")
-    if not secret:
-        raise UsageError(
-            f"environment variable {app.client_secret_env} is not set.",
-            "set your app's client secret in the environment or .env.",
-        )
     return Target(
         kind="live",
         app_url=check_url("SCOPEMATRIX_APP_URL", app_url or env.get("SCOPEMATRIX_APP_URL") or LIVE_APP_URL),
         api_url=check_url("SCOPEMATRIX_API_URL", api_url or env.get("SCOPEMATRIX_API_URL") or LIVE_API_URL),
-        client_id=client_id,
-        client_secret=secret,
+        apps=resolve_apps(matrix, env, app_ids),
+        main_app=matrix.app.id,
         credentials=resolve_credentials(matrix, env, user_ids),
     )

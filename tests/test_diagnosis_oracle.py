@@ -1,13 +1,22 @@
-"""Diagnosis, for every denied cell of the default matrix, checked against the rules as the oracle."""
+"""Diagnosis, for every denied cell of the default matrix, checked against the rules as the oracle.
+
+The default apps have required scopes, as real apps do. With the probe app every blocking set must be
+exact; without it a diagnosis names exactly the blocking scopes or says it cannot split them and names
+the candidates, and never names a scope the oracle doesn't block.
+"""
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from scopematrix.browser import find_browser
 from scopematrix.engine import BrowserOptions, Engine
 from scopematrix.flow import FlowOptions
-from scopematrix.matrix import Cell, ScopeSetEntry, load_matrix
+from scopematrix.matrix import Cell, Matrix, ScopeSetEntry, load_matrix
+from scopematrix.model import CellResult
 from scopematrix.simtarget import sim_target
 from scopematrix.simulator.app import create_app
 from scopematrix.simulator.scenario import Scenario
@@ -19,64 +28,90 @@ pytestmark = pytest.mark.e2e
 MATRIX = load_matrix()
 
 
-def _blocked(scenario: Scenario, cell: Cell, scopes: list[str], client_id: str) -> bool:
-    """What the rules say about a probe: the cell's user and account, only `scopes` requested, after the
-    cell's precondition (if any) with its full scope set, as the diagnosis replays it."""
-    probe_set = ScopeSetEntry(id="probe", scopes=scopes or ["oauth"], optional=cell.scope_set.optional,
-                              installed_by=cell.scope_set.installed_by)  # fmt: skip
+def without_probe_app(matrix: Matrix) -> Matrix:
+    spec = matrix.spec.model_copy(update={"probe_app": None})
+    return Matrix(spec, matrix.source, matrix.baseline, matrix.baseline_path)
+
+
+def blocked(scenario: Scenario, cell: Cell, scopes: list[str]) -> bool:
+    """The rules' answer for a probe: the cell's user and account, only `scopes`, sent through the probe
+    app (any subset is valid there), after the cell's precondition as the diagnosis replays it."""
+    probe_set = ScopeSetEntry(id="probe", scopes=scopes or ["oauth"], installed_by=cell.scope_set.installed_by)
     probe = Cell(cell.user, cell.account, probe_set)
-    return expected_outcome(scenario, probe, client_id, MATRIX.app.redirect_uri, cell.scope_set).blocked
+    replayed = ScopeSetEntry(id="pre", scopes=[s for s in cell.scope_set.scopes if s != "oauth"] or ["oauth"])
+    return expected_outcome(scenario, probe, MATRIX, replayed, app=MATRIX.spec.probe_app).blocked
 
 
-def test_every_denied_cell_is_diagnosed_as_the_rules_say(scenario):
-    denied = [c for c in MATRIX.cells() if (e := MATRIX.expectation(c.id)) and e.outcome.blocked]
-    assert len(denied) >= 30
-    choice = find_browser()
+def truth(scenario: Scenario, cell: Cell) -> set[str] | None:
+    """The scopes that block on their own; None when even the base scope is blocked (installer-level)."""
+    if blocked(scenario, cell, []):
+        return None
+    return {s for s in cell.scope_set.scopes if s != "oauth" and blocked(scenario, cell, [s])}
+
+
+def diagnose_all(scenario: Scenario, matrix: Matrix) -> tuple[list[Cell], dict[str, CellResult]]:
+    denied = [c for c in matrix.cells() if (e := matrix.expectation(c.id)) and e.outcome.blocked]
+    choice = find_browser(headless=True)
     assert choice is not None
     with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
-        target = sim_target(MATRIX, scenario, server.url, MATRIX.users_needed(denied))
+        target = sim_target(matrix, scenario, server.url, matrix.users_needed(denied))
         engine = Engine(
-            target=target,
-            matrix=MATRIX,
-            run_dir=server_dir(),
-            run_id="oracle",
-            flow=FlowOptions(),
-            browser=BrowserOptions(choice.executable_path),
-            concurrency=4,
-            diagnose=True,
-            sink=None,
-        )
+            target=target, matrix=matrix, run_dir=Path(tempfile.mkdtemp(prefix="scopematrix-oracle-")),
+            run_id="oracle", flow=FlowOptions(), browser=BrowserOptions(choice.executable_path), concurrency=4,
+            diagnose=True, sink=None,
+        )  # fmt: skip
         engine.start()
         try:
             results = {r.cell_id: r for r in engine.run_all(denied)}
         finally:
             engine.stop()
-    client_id = target.client_id
+    return denied, results
+
+
+def test_with_the_probe_app_every_blocking_set_is_exact(scenario):
+    denied, results = diagnose_all(scenario, MATRIX)
+    assert len(denied) >= 30
     kinds = set()
     for cell in denied:
         d = results[cell.id].diagnosis
         assert d is not None, cell.id
-        requested = [s for s in cell.scope_set.scopes if s != "oauth"]
-        if _blocked(scenario, cell, [], client_id):
-            assert d.attribution == "installer" and d.blocking_scopes == (), cell.id
+        assert d.probe_app == "probe", cell.id
+        want = truth(scenario, cell)
+        if want is None:
+            assert d.attribution == "installer" and d.blocking_scopes == (), (cell.id, d.summary)
         else:
-            # Under the rules a scope blocks on its own or not at all: the culprits are exactly those.
-            truth = {s for s in requested if _blocked(scenario, cell, [s], client_id)}
-            assert set(d.blocking_scopes) == truth, cell.id
-            rest = [s for s in requested if s not in truth]
-            assert not _blocked(scenario, cell, rest, client_id), cell.id  # removing them reaches consent
+            assert set(d.blocking_scopes) == want, (cell.id, d.summary)
             sa = next(u for u in MATRIX.spec.users if u.super_admin)
             for f in d.findings:
-                su = Cell(sa, cell.account, cell.scope_set)
-                expected = "account" if _blocked(scenario, su, [f.scope], client_id) else "user"
+                expected = "account" if blocked(scenario, Cell(sa, cell.account, cell.scope_set), [f.scope]) else "user"
                 assert f.level == expected, (cell.id, f)
         kinds.add(d.attribution)
     assert {"account", "user", "installer"} <= kinds
     assert any(len(results[c.id].diagnosis.blocking_scopes) >= 2 for c in denied)  # type: ignore[union-attr]
 
 
-def server_dir():
-    import tempfile
-    from pathlib import Path
-
-    return Path(tempfile.mkdtemp(prefix="scopematrix-oracle-"))
+def test_without_a_probe_app_a_diagnosis_is_exact_or_says_it_cannot_split(scenario):
+    matrix = without_probe_app(MATRIX)
+    denied, results = diagnose_all(scenario, matrix)
+    outcomes = {"exact": 0, "cannot split": 0}
+    for cell in denied:
+        d = results[cell.id].diagnosis
+        assert d is not None, cell.id
+        want = truth(scenario, cell)
+        assert d.method != "inconclusive", (cell.id, d.summary)  # the declared settings make every probe valid
+        if d.blocking_scopes:
+            assert want is not None and set(d.blocking_scopes) == want, (cell.id, d.summary)
+            outcomes["exact"] += 1
+        elif d.method == "app-settings":
+            required = set(matrix.app_of(cell.scope_set).scopes.required)  # type: ignore[union-attr]
+            assert set(d.candidates) <= required and d.candidates, (cell.id, d.summary)
+            # The blocker really is among them (or it is the installer, which the summary names too).
+            assert want is None or want & set(d.candidates), (cell.id, d.summary)
+            assert "probe_app" in d.summary
+            outcomes["cannot split"] += 1
+        else:
+            assert want is None and d.attribution == "installer", (cell.id, d.summary)
+    assert outcomes["exact"] and outcomes["cannot split"], outcomes
+    seed = results["sales-admin@marketing-pro/seed-app"].diagnosis
+    assert seed is not None and set(seed.candidates) == {"forms", "content"}
+    assert seed.summary.startswith("Blocked within {forms, content}")

@@ -16,14 +16,14 @@ from scopematrix.simulator.app import create_app
 from scopematrix.simulator.scenario import Scenario, ScenarioSpec, SwitchesSpec
 from scopematrix.simulator.server import SimServer
 from scopematrix.simulator.state import SimOptions
-from tests.oracle import decide, expected_outcome
+from tests.oracle import decide, expected_outcome, request
 
 pytestmark = pytest.mark.e2e
 MATRIX = load_matrix()
 
 
 def run_cells(scenario: Scenario, cells: list[Cell], run_dir: Path, approve: bool = False, diagnose: bool = True):
-    choice = find_browser()
+    choice = find_browser(headless=True)
     assert choice is not None, "make setup installs a browser"
     with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
         target = sim_target(MATRIX, scenario, server.url, MATRIX.users_needed(cells))
@@ -76,7 +76,7 @@ def oracle_run(tmp_path_factory, scenario):
 def test_every_outcome_kind_matches_the_rules_oracle(oracle_run, scenario):
     results, _, target, _ = oracle_run
     for cell in pick(*ORACLE_CELLS):
-        want = expected_outcome(scenario, cell, target.client_id, MATRIX.app.redirect_uri)
+        want = expected_outcome(scenario, cell, MATRIX)
         assert results[cell.id].outcome is want, cell.id
     kinds = {r.outcome for r in results.values()}
     assert kinds >= {
@@ -102,7 +102,8 @@ def test_each_user_logs_in_once_and_every_cell_has_a_decisive_screenshot(oracle_
 def test_diagnosis_agrees_with_the_oracle(oracle_run, scenario):
     results, _, target, _ = oracle_run
     two = results["sales-admin@marketing-pro/seed-app"].diagnosis
-    truth = decide(scenario, pick("sales-admin@marketing-pro/seed-app")[0], target.client_id, MATRIX.app.redirect_uri)
+    seed = pick("sales-admin@marketing-pro/seed-app")[0]
+    truth = decide(scenario, seed, request(MATRIX, seed, MATRIX.spec.probe_app))
     assert two is not None and set(two.blocking_scopes) == set(truth.blocking_scopes) == {"forms", "content"}
     assert two.attribution == "user"
     assert two.search_probes <= 2 * 1 + 2 * 2  # d*ceil(log2(n/d)) + 2d with n=4, d=2
@@ -162,7 +163,7 @@ def _spec_dict(scenario: Scenario) -> dict:
 
 def test_through_the_account_picker_with_totp_to_the_redirect(tmp_path, scenario):
     """Not pinned to a Hub ID: HubSpot shows the picker; choose the account, consent, redirect, tokens."""
-    choice = find_browser()
+    choice = find_browser(headless=True)
     assert choice is not None
     cell = pick("totp-admin@enterprise/deals-owners")
     with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:

@@ -30,7 +30,5 @@ def test_every_baseline_expectation_agrees_with_the_rules_oracle(scenario):
     assert MATRIX.baseline is not None and MATRIX.stale_expectations() == []
     cells = {c.id: c for c in MATRIX.cells()}
     assert {e.cell for e in MATRIX.baseline.expectations} == set(cells)
-    client_id = MATRIX.app.client_id or ""
     for entry in MATRIX.baseline.expectations:
-        want = expected_outcome(scenario, cells[entry.cell], client_id, MATRIX.app.redirect_uri)
-        assert entry.outcome is want, entry.cell
+        assert entry.outcome is expected_outcome(scenario, cells[entry.cell], MATRIX), entry.cell

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import re
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -9,13 +10,31 @@ import pyotp
 import pytest
 from starlette.testclient import TestClient
 
+from scopematrix.rules.model import AppConfig
 from scopematrix.simulator.app import SimulatorApp
 from scopematrix.simulator.scenario import Scenario
 from scopematrix.simulator.server import SimServer
 
-CLIENT = "5f3c7d0e-8a41-4b6e-9a57-2c1d9e0b7a11"
-SECRET = "sim-secret-7f1e2d9c-seed-app"
+CLIENT = "7e1d2c3b-0000-4a5b-8c9d-0123456789ab"
+SECRET = "sim-secret-http-tests"
 REDIRECT = "https://scopematrix.example/oauth/callback"
+# An app whose settings let these tests request any scope combination they need.
+TEST_APP = AppConfig(
+    client_id=CLIENT,
+    client_secret=SECRET,
+    name="HTTP Test App",
+    redirect_urls=(REDIRECT,),
+    required=("oauth",),
+    conditional=("forms", "content", "contacts", "files", "crm.objects.contacts.read", "crm.objects.deals.read"),
+    optional=("crm.objects.users.read", "crm.objects.leads.read", "social"),
+)
+
+
+@pytest.fixture
+def scenario(scenario: Scenario) -> Scenario:
+    own = copy.deepcopy(scenario)
+    own.apps[CLIENT] = TEST_APP
+    return own
 
 
 def login(client: TestClient, scenario: Scenario, user_id: str) -> None:

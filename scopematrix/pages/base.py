@@ -1,12 +1,29 @@
-"""Shared page-object plumbing: the cookie banner and the page heading."""
+"""Shared page-object plumbing: text patterns, page text as lines, the cookie banner, leaving a screen.
+
+Screens are recognised by what a person reads (the brief's texts, accessible roles and names), never by
+one renderer's tags, test ids or nesting: HubSpot renders differently from our simulator.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 from playwright.async_api import Locator, Page
 
 from scopematrix.model import Screen
+
+APOSTROPHE = "['’‘`´′]"
+
+
+def words(text: str) -> re.Pattern[str]:
+    """A case-insensitive pattern for a phrase: any whitespace between words, any apostrophe."""
+    parts = ["".join(APOSTROPHE if c in "'’" else re.escape(c) for c in w) for w in text.split()]
+    return re.compile(r"\s+".join(parts), re.I)
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("\u00a0", " ")).strip()
 
 
 class BasePage:
@@ -14,12 +31,13 @@ class BasePage:
 
     def __init__(self, page: Page) -> None:
         self.page = page
-        self.heading = page.get_by_role("heading", level=1).first
+        self.body = page.locator("body")
         # HubSpot's cookie banner, labelled "Accept all" / "Decline all" [R34].
         self._decline_cookies = page.get_by_role("button", name="Decline all")
+        self._buttons = page.get_by_role("button")
 
     def identity(self) -> Locator:
-        """The element whose presence says this is the screen."""
+        """What says this is the screen: visible text or a named control."""
         raise NotImplementedError
 
     async def is_current(self) -> bool:
@@ -28,10 +46,19 @@ class BasePage:
     @staticmethod
     async def text_of(locator: Locator) -> str:
         """The element's text, or "" when the screen doesn't have it."""
-        return (await locator.inner_text()).strip() if await locator.count() else ""
+        return normalise(await locator.first.inner_text()) if await locator.count() else ""
 
     async def heading_text(self) -> str:
-        return await self.text_of(self.heading)
+        """The screen's title: its identifying text where that is a sentence-sized element."""
+        return (await self.text_of(self.identity()))[:200]
+
+    async def lines(self) -> list[str]:
+        """The page's visible text, one entry per rendered line (block, list item or line break)."""
+        raw = await self.body.inner_text() if await self.body.count() else ""
+        return [line for line in (normalise(x) for x in raw.splitlines()) if line]
+
+    async def button_labels(self) -> set[str]:
+        return {normalise(t) for t in await self._buttons.all_inner_texts()}
 
     async def click_away(self, button: Locator, unless: Locator | None = None) -> None:
         """Click, then wait until this screen is gone, or until `unless` (say, an error) shows.
@@ -58,3 +85,25 @@ class BasePage:
     def secret_fields(self) -> list[Locator]:
         """Inputs to mask in screenshots."""
         return [self.page.locator("input[type=password]")]
+
+
+def list_after(lines: list[str], anchor: re.Pattern[str], stop: set[str]) -> list[str]:
+    """The list that follows a sentence: the short lines after the line matching `anchor`.
+
+    Works for ul/ol items, divs and line breaks alike. Sentences (ending in '.') before the list are
+    explanations and are skipped; one after it, or a button label, ends it.
+    """
+    start = next((i for i, line in enumerate(lines) if anchor.search(line)), None)
+    if start is None:
+        return []
+    items: list[str] = []
+    for line in lines[start + 1 :]:
+        if line in stop:
+            break
+        sentence = line.endswith((".", "!", "?", ":")) or len(line) > 90
+        if sentence:
+            if items:
+                break
+            continue
+        items.append(re.sub(r"^(?:[•·*\-–]|\d+[.)])\s*", "", line))
+    return items

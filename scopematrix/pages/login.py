@@ -1,17 +1,44 @@
-"""The multi-step login: email, password, TOTP 2FA, remember-me [R34][R35][R36]."""
+"""The multi-step login: email, password, TOTP 2FA, remember-me [R34][R35][R36].
+
+Each field is found by its test id from the brief's selector generations, or else by what it is (an
+email or password input, a one-time-code input, its label), so a new markup doesn't lock us out.
+"""
 
 from __future__ import annotations
+
+import re
 
 from playwright.async_api import Locator, Page
 
 from scopematrix.model import Screen
-from scopematrix.pages.base import BasePage
+from scopematrix.pages.base import BasePage, words
+
+LOGIN_ERRORS = re.compile(
+    "|".join(
+        p.pattern
+        for p in (
+            words("isn't right"),
+            words("doesn't look right"),
+            words("has been deactivated"),
+            words("enter a valid email"),
+        )
+    ),
+    re.I,
+)
+NEXT = re.compile(r"^\s*(Next|Continue)\s*$", re.I)
+LOG_IN = re.compile(r"^\s*(Log\s*in|Sign\s*in)\s*$", re.I)
+VERIFY = re.compile(r"^\s*(Verify|Confirm|Submit|Log\s*in)\s*$", re.I)
 
 
 class _LoginStep(BasePage):
     def __init__(self, page: Page) -> None:
         super().__init__(page)
-        self.error = page.locator('[data-test-id="login-error"], [role="alert"]').first
+        self.error = (
+            page.locator('[data-test-id="login-error"]')
+            .or_(page.get_by_role("alert"))
+            .or_(page.get_by_text(LOGIN_ERRORS))
+            .filter(visible=True)
+        )
 
     async def error_text(self) -> str:
         return await self.text_of(self.error)
@@ -28,9 +55,23 @@ class LoginEmailPage(_LoginStep):
 
     def __init__(self, page: Page) -> None:
         super().__init__(page)
-        # Current multi-step login first; the 2019-21 single form (#username) as fallback [R32].
-        self.email = page.locator('[data-test-id="email-input-field"]').or_(page.locator("input#username")).first
-        self.next_button = page.locator('[data-test-id="email-submit-button"]').or_(page.locator("#loginBtn")).first
+        # Current multi-step login, the 2019-21 single form (#username) [R32], or any email input.
+        self.email = (
+            page.locator('[data-test-id="email-input-field"]')
+            .or_(page.locator("input#username"))
+            .or_(page.locator("input[type=email]"))
+            .or_(page.get_by_label(re.compile(r"^\s*Email( address)?\s*$", re.I)))
+            .filter(visible=True)
+            .first
+        )
+        self.next_button = (
+            page.locator('[data-test-id="email-submit-button"]')
+            .or_(page.locator("#loginBtn"))
+            .or_(page.get_by_role("button", name=NEXT))
+            .or_(page.get_by_role("button", name=LOG_IN))
+            .filter(visible=True)
+            .first
+        )
 
     def identity(self) -> Locator:
         return self.email
@@ -45,11 +86,17 @@ class LoginPasswordPage(_LoginStep):
     def __init__(self, page: Page) -> None:
         super().__init__(page)
         self.password = (
-            page.locator('[data-test-id="password-input-field"]').or_(page.get_by_label("Password", exact=True)).first
+            page.locator('[data-test-id="password-input-field"]')
+            .or_(page.locator("input[type=password]"))
+            .filter(visible=True)
+            .first
         )
         self.login_button = (
             page.locator('[data-test-id="password-login-submit"]')
             .or_(page.locator('[data-test-id="password-login-button"]'))
+            .or_(page.locator("#loginBtn"))
+            .or_(page.get_by_role("button", name=LOG_IN))
+            .filter(visible=True)
             .first
         )
 
@@ -65,10 +112,19 @@ class TwoFactorPage(_LoginStep):
 
     def __init__(self, page: Page) -> None:
         super().__init__(page)
-        self.code = page.locator('[data-test-id="two-factor-code-input"]').or_(page.locator("input#code")).first
+        self.code = (
+            page.locator('[data-test-id="two-factor-code-input"]')
+            .or_(page.locator("input#code"))
+            .or_(page.locator("input[autocomplete=one-time-code]"))
+            .or_(page.get_by_label(re.compile(r"\bcode\b", re.I)))
+            .filter(visible=True)
+            .first
+        )
         self.verify_button = (
             page.locator('[data-test-id="2fa-code-submit"]')
             .or_(page.locator('[data-test-id="confirm-to-login-submit"]'))
+            .or_(page.get_by_role("button", name=VERIFY))
+            .filter(visible=True)
             .first
         )
 
@@ -87,13 +143,15 @@ class RememberMePage(_LoginStep):
 
     def __init__(self, page: Page) -> None:
         super().__init__(page)
-        self.remember = page.locator('[data-test-id="2fa-remember-me-button"]')
-        self.skip = page.get_by_role("button", name="Skip for now").or_(
+        self.remember = page.locator('[data-test-id="2fa-remember-me-button"]').or_(
+            page.get_by_role("button", name=re.compile(r"^\s*Remember\s+(me|this\s+device)\s*$", re.I))
+        )
+        self.skip = page.get_by_role("button", name=re.compile(r"^\s*Skip\s+for\s+now\s*$", re.I)).or_(
             page.locator('button[data-2fa-rememberme="false"]')
         )
 
     def identity(self) -> Locator:
-        return self.remember.or_(self.skip)
+        return self.remember.or_(self.skip).filter(visible=True)
 
     async def skip_for_now(self) -> None:
         await self.click_away(self.skip.first)

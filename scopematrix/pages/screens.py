@@ -1,9 +1,15 @@
-"""Which hosted screen is showing: every page object's identity, polled until one matches."""
+"""Which hosted screen is showing: every page object's identity, waited for until one matches.
+
+The decision "no page object knows this screen" is taken only once the page has settled (loaded, no
+network traffic): a busy machine makes it slower, never different.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
@@ -19,7 +25,7 @@ from scopematrix.pages.errors import (
 )
 from scopematrix.pages.login import LoginEmailPage, LoginPasswordPage, RememberMePage, TwoFactorPage
 
-# Most specific first: a denial page must not be mistaken for a generic error.
+# Most specific first: a denial under the generic "Couldn't complete the connection" heading is a denial.
 PAGE_TYPES: tuple[type[BasePage], ...] = (
     ConsentPage,
     PermissionDeniedPage,
@@ -34,10 +40,21 @@ PAGE_TYPES: tuple[type[BasePage], ...] = (
 )
 
 
-async def identify(page: Page, grace_s: float) -> BasePage | None:
-    """The page object for the current screen, or None when nothing matches within `grace_s`.
+async def settle(page: Page, timeout_ms: float) -> None:
+    """Wait until the document has loaded and the network is quiet (each wait bounded by `timeout_ms`)."""
+    states: tuple[Literal["load", "networkidle"], ...] = ("load", "networkidle")
+    for state in states:
+        try:
+            await page.wait_for_load_state(state, timeout=timeout_ms)
+        except PlaywrightTimeoutError:
+            return
 
-    One wait in the browser for any screen's identity, then every identity checked at once: no polling.
+
+async def identify(page: Page, grace_s: float, settle_ms: float = 15_000) -> BasePage | None:
+    """The page object for the current screen, or None when the settled page matches none.
+
+    One wait in the browser for any screen's identity; if none shows within `grace_s`, the page is
+    given time to settle and checked once more. Then every identity is checked at once: no polling.
     """
     candidates = [cls(page) for cls in PAGE_TYPES]
     any_screen = candidates[0].identity()
@@ -46,7 +63,12 @@ async def identify(page: Page, grace_s: float) -> BasePage | None:
     try:
         await any_screen.first.wait_for(state="attached", timeout=grace_s * 1000)
     except PlaywrightTimeoutError:
-        return None
+        await settle(page, settle_ms)
+        try:
+            if not await any_screen.count():
+                return None
+        except PlaywrightError:
+            return None
     hits = await asyncio.gather(*(obj.is_current() for obj in candidates))
     return next((obj for obj, hit in zip(candidates, hits, strict=True) if hit), None)
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -102,7 +103,7 @@ def write_csv(path: Path, results: Sequence[CellResult]) -> None:
                     " ".join(r.missing_permissions),
                     " ".join(r.requested_scopes),
                     " ".join(r.optional_scopes),
-                    " ".join(r.offered_scopes),
+                    " ".join(r.offered_scopes) if r.offered_scopes is not None else "(not read)",
                     " ".join(r.granted_scopes or ()),
                     " ".join(d.blocking_scopes) if d else "",
                     d.attribution if d else "",
@@ -158,11 +159,22 @@ def summary_line(results: Sequence[CellResult]) -> str:
     return f"{len(results)} cells - " + ", ".join(parts) + f" - {mism} differ from expectation"
 
 
+def local_link(path: str) -> str:
+    """A link into the run folder, or "" for anything else (a crafted results.json could hold
+    `javascript:` or remote URLs)."""
+    parts = urlsplit(path)
+    if not path or parts.scheme or parts.netloc or path.startswith(("/", "\\")) or ".." in Path(path).parts:
+        return ""
+    return path
+
+
 def _cell_view(r: CellResult, target: str, changes: dict[str, str], trends: dict[str, list[str]]) -> dict[str, Any]:
     d = r.to_dict()
+    d["screenshots"] = [dict(c, path=local_link(c["path"])) for c in d["screenshots"] if local_link(c["path"])]
+    d["html_path"], d["trace_path"] = local_link(r.html_path), local_link(r.trace_path)
     d["label"] = r.outcome.label
     d["rerun"] = rerun_command(r, target)
-    d["decisive_path"] = r.decisive.path if r.decisive else ""
+    d["decisive_path"] = local_link(r.decisive.path) if r.decisive else ""
     d["change"] = changes.get(r.cell_id, "")
     d["trend"] = trends.get(r.cell_id, [])
     d["matches"] = r.matches_expectation

@@ -233,3 +233,11 @@ def suggest(name: str) -> str | None:
     """The closest real scope name, for "did you mean" messages."""
     close = difflib.get_close_matches(name, list(CATALOG), n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+def products_needed(scope: str) -> str:
+    """A human label for the products a scope needs, e.g. "Content Professional or Marketing Professional"."""
+    spec = CATALOG[scope]
+    if spec.sensitive:
+        return "Enterprise with Sensitive Data on"
+    return " or ".join(n.label() for n in spec.products) or "any account"

@@ -125,11 +125,3 @@ def check_install(
     granted_optional = [s for s in kept_optional if not missing_user_permissions(CATALOG[s], member)]
     dropped = tuple(s for s in optional if s not in granted_optional)
     return Decision(Verdict.CONSENT, granted=(*required, *granted_optional), dropped_optional=dropped)
-
-
-def products_needed(scope: str) -> str:
-    """A human label for the products a scope needs, e.g. "Content Professional or Marketing Professional"."""
-    spec = CATALOG[scope]
-    if spec.sensitive:
-        return "Enterprise with Sensitive Data on"
-    return " or ".join(n.label() for n in spec.products) or "any account"

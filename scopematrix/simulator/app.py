@@ -174,6 +174,7 @@ class Simulator:
 
     def page(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         ctx.setdefault("show_cookie_banner", BANNER_COOKIE not in request.cookies)
+        ctx.setdefault("markup", self.scenario.markup)
         ctx.setdefault(
             "current_path",
             _safe_next(request.url.path + ("?" + request.url.query if request.url.query else "")),
@@ -525,16 +526,22 @@ class Simulator:
             faults = [Fault(path=str(f["path"]), kind=f["kind"], times=f.get("times")) for f in body.get("faults", [])]
             if any(f.kind not in FAULT_KINDS for f in faults):
                 raise ValueError("kind")
+            if any(f.times is not None and (type(f.times) is not int or f.times < 0) for f in faults):
+                raise ValueError("times")
+            latency = body.get("latency_s", self.options.latency_s)
+            if type(latency) not in (int, float) or not 0 <= latency <= 60:
+                raise ValueError("latency_s")
         except (ValueError, KeyError, TypeError, AttributeError):
             return _api_error(
                 400,
                 "error",
-                "body must be {faults: [{path, kind, times?}]}; kind: " + "|".join(FAULT_KINDS),
+                "body must be {faults: [{path, kind, times?}], latency_s?}; kind: "
+                + "|".join(FAULT_KINDS)
+                + "; times: a whole number >= 0; latency_s: 0 to 60",
                 "VALIDATION_ERROR",
             )
         self.options.faults[:] = faults
-        if "latency_s" in body:
-            self.options.latency_s = float(body["latency_s"])
+        self.options.latency_s = float(latency)
         return JSONResponse({"faults": len(faults), "latency_s": self.options.latency_s})
 
     # -- errors ----------------------------------------------------------------------------------------------

@@ -84,6 +84,8 @@ class SwitchesSpec(Strict):
     denial_page: Literal["legacy", "2026"] = "2026"
     consent_button: Literal["Connect app", "Grant access"] = "Connect app"
     totp_required: bool = True
+    # How screens are drawn (same texts, other tags, nesting and lists): classic | plain | nested.
+    markup: Literal["classic", "plain", "nested"] = "classic"
 
 
 class ScenarioSpec(Strict):
@@ -117,7 +119,8 @@ class Scenario:
         fake = Faker()
         fake.seed_instance(spec.seed)
         self.source = source
-        self.switches = Switches(**spec.switches.model_dump())
+        self.switches = Switches(**spec.switches.model_dump(exclude={"markup"}))
+        self.markup = spec.switches.markup
         self.apps: dict[str, AppConfig] = {
             a.client_id: AppConfig(
                 client_id=a.client_id,
