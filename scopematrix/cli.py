@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
+import os
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
 from scopematrix.errors import UsageError
 from scopematrix.runs import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from scopematrix.history import History
+    from scopematrix.matrix import Cell, Matrix
 
 SUITE = Path(__file__).parent / "suite"
 REPORTS = Path("reports")
@@ -44,8 +53,17 @@ def _non_negative(value: str) -> float:
         out = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{value}' is not a number") from None
+    if not math.isfinite(out):
+        raise argparse.ArgumentTypeError(f"'{value}' is not a finite number")
     if out < 0:
         raise argparse.ArgumentTypeError(f"'{value}' is negative")
+    return out
+
+
+def _positive(value: str) -> float:
+    out = _non_negative(value)
+    if out == 0:
+        raise argparse.ArgumentTypeError(f"'{value}' must be more than 0")
     return out
 
 
@@ -81,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headed", action="store_true")
     run.add_argument("--slowmo", type=_non_negative, default=0.0, help="milliseconds between actions")
     run.add_argument("--tracing", choices=["on", "off", "retain-on-failure"], default="off")
-    run.add_argument("--timeout", type=_non_negative, help="per-action timeout in seconds")
-    run.add_argument("--grace", type=_non_negative, help="seconds a screen may take to become recognisable")
+    run.add_argument("--timeout", type=_positive, help="per-action timeout in seconds")
+    run.add_argument("--grace", type=_positive, help="seconds a screen may take to become recognisable")
     run.add_argument("--retries", type=int, default=1, choices=[0, 1, 2])
     run.add_argument("--latency", type=_non_negative, default=0.0, help="simulator: per-response latency in seconds")
     run.add_argument("--target-url", help="simulator: use one already running at this URL")
@@ -111,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--out", type=Path, help="merged run folder (default reports/<new run id>)")
     merge.add_argument("--matrix", type=Path, help="the matrix the shards ran (for stale expectations)")
     merge.add_argument("--strict", action="store_true", help="fail on stale baseline entries")
+    merge.add_argument(
+        "--all-cells",
+        action="store_true",
+        help="the shards together ran the whole matrix: any matrix cell without a result is missing",
+    )
 
     diag = sub.add_parser("diagnose", help="diagnose one user x account x scope set")
     diag.add_argument("--user", required=True)
@@ -149,61 +172,109 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _preflight(args: argparse.Namespace, matrix: Matrix, cells: list[Cell]) -> None:
+    """Every check that needs no browser, before anything is written: bad input is one line and exit 2."""
+    from scopematrix.target import live_target, load_env
+
+    env = load_env(args.env_file)
+    users = matrix.users_needed(cells, not args.no_diagnose)
+    if args.target == "live":
+        live_target(matrix, env, users, args.app_url, args.api_url, matrix.apps_needed(cells, not args.no_diagnose))
+    elif not args.target_url:
+        from scopematrix.simtarget import sim_target
+        from scopematrix.simulator.scenario import load_scenario
+
+        sim_target(matrix, load_scenario(args.scenario), "http://127.0.0.1", users, env)
+    if args.connect:
+        _check_reachable(args.connect)
+    else:
+        _check_browser(headless=not args.headed)
+
+
+def _check_browser(headless: bool) -> None:
+    from scopematrix.browser import ENV_OVERRIDE, find_browser
+
+    if find_browser(headless=headless) is not None:
+        return
+    override = os.environ.get(ENV_OVERRIDE)
+    if override:
+        raise UsageError(f"{ENV_OVERRIDE}={override} is not an executable browser.", "unset it or point it at Chrome.")
+    raise UsageError("no Chromium found.", "run 'make setup' (or python -m scopematrix.browser).")
+
+
+def _check_reachable(ws_url: str) -> None:
+    parts = urlsplit(ws_url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise UsageError(f"--connect {ws_url!r} is not a ws:// URL.", "pass e.g. ws://127.0.0.1:3000/.")
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(
+            f"--connect {ws_url}: nothing answers there ({exc.strerror or exc}).",
+            "start 'playwright run-server' there, or correct the URL.",
+        ) from None
+
+
+def _run_dir(args: argparse.Namespace, matrix: Matrix) -> tuple[Path, list[str], list[Cell]]:
+    """The run folder, the cells it plans, and the cells this invocation runs."""
+    from scopematrix.runs import PLAN, RUN_ID, gather, new_run_id, read_ids, shard_by_user
+
+    cells = matrix.select(args.user, args.account, args.scope_set)
+    if args.shard:
+        cells = shard_by_user(cells, *args.shard)
+    reports: Path = args.reports
+    if not args.resume:
+        return reports / new_run_id(), [c.id for c in cells], cells
+    if not RUN_ID.fullmatch(args.resume) or ".." in args.resume:
+        raise UsageError(f"--resume {args.resume!r} is not a run id.", "pass a run id from 'scopematrix history'.")
+    run_dir = reports / args.resume
+    if not (run_dir / PLAN).is_file():
+        raise UsageError(f"run '{args.resume}' not found in {reports}/.", "see 'scopematrix history'.")
+    planned = read_ids(run_dir / PLAN)  # the interrupted run's own selection, whatever filters are given now
+    by_id = {c.id: c for c in matrix.cells()}
+    unknown = [cid for cid in planned if cid not in by_id]
+    if unknown:
+        raise UsageError(f"run '{args.resume}' planned cell '{unknown[0]}', which the matrix no longer has.",
+                         "resume with the matrix that run used, or start a new run.")  # fmt: skip
+    done = {r.cell_id for r in gather(run_dir) if not r.outcome.infrastructure}
+    return run_dir, planned, [by_id[cid] for cid in planned if cid not in done]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
     from scopematrix.matrix import load_matrix
     from scopematrix.report.build import RunMeta, text_diagnoses
-    from scopematrix.runs import exit_code, finish, new_run_id, versions
+    from scopematrix.runs import (
+        EXIT_INFRA,
+        PENDING,
+        PLAN,
+        exit_code,
+        finish,
+        gather,
+        missing_cells,
+        verdict_lines,
+        versions,
+        write_ids,
+    )
 
     matrix = load_matrix(args.matrix, args.baseline)
-    cells = selected = matrix.select(args.user, args.account, args.scope_set)
-    if args.shard:
-        i, n = args.shard
-        cells = selected = [c for k, c in enumerate(cells) if k % n == i - 1]
-    reports: Path = args.reports
-    if args.resume:
-        run_dir = reports / args.resume
-        if not run_dir.is_dir():
-            raise UsageError(f"run '{args.resume}' not found in {reports}/.", "see 'scopematrix history'.")
-        from scopematrix.runs import gather
-
-        planned = run_dir / "cells.txt"
-        if planned.is_file():  # the interrupted run's own selection, whatever filters are given now
-            wanted = planned.read_text().split()
-            by_id = {c.id: c for c in matrix.cells()}
-            cells = selected = [by_id[cid] for cid in wanted if cid in by_id]
-        done = {r.cell_id for r in gather(run_dir) if not r.outcome.infrastructure}
-        cells = [c for c in cells if c.id not in done]
-    else:
-        run_dir = reports / new_run_id()
+    run_dir, planned, cells = _run_dir(args, matrix)
+    _preflight(args, matrix, cells)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        if not args.resume:
+            write_ids(run_dir / PLAN, planned)
+        write_ids(run_dir / PENDING, [c.id for c in cells])
     except OSError as exc:
         raise UsageError(
             f"report folder {run_dir} is not writable ({exc.strerror}).", "fix its permissions or pass --reports DIR."
         ) from None
-    if not args.resume:
-        (run_dir / "cells.txt").write_text("\n".join(c.id for c in cells) + "\n")
-    pending = run_dir / "pending.txt"
-    pending.write_text("\n".join(c.id for c in cells) + "\n")
-    if args.target == "live":  # fail on missing credentials before any browser starts
-        from scopematrix.target import live_target, load_env
-
-        live_target(
-            matrix,
-            load_env(args.env_file),
-            matrix.users_needed(cells, not args.no_diagnose),
-            args.app_url,
-            args.api_url,
-        )
     pytest_args = [
         str(SUITE / "test_matrix.py"), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(SUITE),
         "-p", "scopematrix.plugin", "-p", "no:randomly",
-        "--sm-run-dir", str(run_dir), "--sm-cells", str(pending),
+        "--sm-run-dir", str(run_dir), "--sm-cells", str(run_dir / PENDING),
         "--sm-target", args.target, "--sm-concurrency", str(args.concurrency), "--sm-retries", str(args.retries),
         "--junitxml", str(run_dir / "junit.xml"), "--alluredir", str(run_dir / "allure-results"),
         "-q" if not args.quiet else "-qq", "-p", "no:warnings", "--tracing", args.tracing,
@@ -230,27 +301,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     signal.signal(signal.SIGTERM, _sigterm)
-    interrupted = False
+    interrupted, broken = False, ""
     try:
-        rc = pytest.main(pytest_args) if cells else 0
+        rc = pytest.main(pytest_args) if cells else pytest.ExitCode.OK
         interrupted = rc == pytest.ExitCode.INTERRUPTED
+        if rc in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+            broken = f"pytest ended with {pytest.ExitCode(rc).name}"
     except KeyboardInterrupt:
         interrupted = True
-    _write_categories(run_dir / "allure-results")
     previous = _previous_meta(run_dir) if args.resume else None
     meta = RunMeta(
         run_id=run_dir.name,
         target=args.target,
         target_url=args.app_url or ("embedded simulator" if args.target == "sim" else "https://app.hubspot.com"),
-        app=matrix.app.name,
+        app=", ".join(a.name for a in matrix.spec.apps),
         started_at=previous["started_at"] if previous else started,
         duration_s=round(time.monotonic() - t0 + (previous["duration_s"] if previous else 0.0), 2),
         versions=versions(),
         interrupted=interrupted,
-        planned_cells=len(selected),
+        planned_cells=len(planned),
         command="scopematrix " + " ".join(sys.argv[2:]),
     )
-    results, grid = finish(run_dir, meta, matrix, args.update_baseline and not interrupted)
+    try:
+        _write_categories(run_dir / "allure-results")
+        results, grid = finish(run_dir, meta, matrix, args.update_baseline and not interrupted and not broken)
+    except OSError as exc:  # a full disk: say so, keep what was written
+        print(f"scopematrix: could not write the report in {run_dir} ({exc.strerror or exc}).", file=sys.stderr)
+        return EXIT_INFRA
+    missing = missing_cells(planned, gather(run_dir))
     stale = matrix.stale_expectations()
     diagnoses = text_diagnoses(results)
     if diagnoses and not args.quiet:
@@ -262,7 +340,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if interrupted:
         print(f"interrupted: resume with 'scopematrix run --resume {run_dir.name}'")
         return 130
-    return exit_code(results, stale, args.strict)
+    for line in verdict_lines(results, missing, broken):
+        print(line)
+    return exit_code(results, stale, args.strict, missing, bool(broken))
 
 
 def _previous_meta(run_dir: Path) -> dict[str, Any] | None:
@@ -343,27 +423,39 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from scopematrix.history import History
 
     path = args.reports / "history.sqlite"
     if not path.is_file():
         print("no runs recorded yet")
         return 0
-    h = History(path)
-    for run in h.runs():
+    for run in _history(path).runs():
         flag = " (interrupted)" if run.interrupted else ""
         print(f"{run.run_id}  {run.started_at}  {run.target:5} {run.cells:5} cells  {run.duration_s:8.1f} s{flag}")
-    h.close()
     return 0
 
 
+def _history(path: Path) -> History:
+    import sqlite3
+
+    from scopematrix.history import History
+
+    try:
+        h = History(path)
+        h.runs(limit=1)
+    except sqlite3.Error as exc:
+        raise UsageError(
+            f"{path}: not a readable run history ({exc}).", "move it aside; the next run starts a new one."
+        ) from None
+    return h
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
-    from scopematrix.history import History, flips
+    from scopematrix.history import flips
 
     path = args.reports / "history.sqlite"
     if not path.is_file():
-        raise UsageError(f"{path} not found.", "run the matrix first.")
-    h = History(path)
+        raise UsageError(f"{path} not found.", "run the matrix first.") from None
+    h = _history(path)
     a, b = h.outcomes(args.run_a), h.outcomes(args.run_b)
     h.close()
     for rid, got in ((args.run_a, a), (args.run_b, b)):
@@ -382,16 +474,32 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from scopematrix.engine import ResultSink, read_results
     from scopematrix.matrix import load_matrix
     from scopematrix.report.build import RunMeta
-    from scopematrix.runs import exit_code, finish, new_run_id
+    from scopematrix.runs import PLAN, exit_code, finish, missing_cells, new_run_id, read_ids, verdict_lines
 
-    for run in args.runs:
+    runs: list[Path] = [r.resolve() for r in args.runs]
+    for run in runs:
         if not run.is_dir():
             raise UsageError(f"{run}: not a run folder.", "pass the reports/<run-id> folders of the shards.")
+    if len(set(runs)) != len(runs):
+        raise UsageError("the same shard is given twice.", "pass each shard's run folder once.")
     out: Path = args.out or args.runs[0].parent / new_run_id()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {out} already exists.", "pass a new folder for the merged run.")
+    if out.resolve() in runs:
+        raise UsageError(f"--out {out} is one of the shards.", "pass a new folder for the merged run.")
+    metas, planned = [], []
+    for run in runs:
+        if (run / "results.json").is_file():
+            metas.append(json.loads((run / "results.json").read_text(encoding="utf-8"))["run"])
+        # A shard that never started (a configuration error) has no plan: its cells can't be known here.
+        planned += read_ids(run / PLAN) if (run / PLAN).is_file() else []
+    apps = {m.get("app") for m in metas}
+    if len(apps) > 1:
+        raise UsageError(f"the shards ran different apps ({', '.join(sorted(map(str, apps)))}).",
+                         "merge shards of one matrix only.")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     sink = ResultSink(out / "results-merged.jsonl")
-    metas = []
-    for n, run in enumerate(args.runs, 1):
+    for n, run in enumerate(runs, 1):
         for result in read_results(sorted(run.glob("results-*.jsonl"))):
             sink.append(result)
         for sub in ("cells", "logins", "allure-results"):
@@ -399,21 +507,27 @@ def cmd_merge(args: argparse.Namespace) -> int:
                 shutil.copytree(run / sub, out / sub, dirs_exist_ok=True)
         if (run / "junit.xml").is_file():
             shutil.copy(run / "junit.xml", out / f"junit-{n}.xml")
-        if (run / "results.json").is_file():
-            metas.append(json.loads((run / "results.json").read_text())["run"])
     first = metas[0] if metas else {}
     meta = RunMeta(
         run_id=out.name, target=first.get("target", "unknown"), target_url=first.get("target_url", ""),
         app=first.get("app", ""), started_at=min((m["started_at"] for m in metas), default=""),
         duration_s=max((m["duration_s"] for m in metas), default=0.0), versions=first.get("versions", {}),
         interrupted=any(m.get("interrupted") for m in metas),
-        planned_cells=sum(m.get("planned_cells", 0) for m in metas), command="scopematrix merge",
+        planned_cells=len(planned), command="scopematrix merge",
     )  # fmt: skip
     matrix = load_matrix(args.matrix)
+    if args.all_cells:
+        planned = list(dict.fromkeys([*planned, *(c.id for c in matrix.cells())]))
+        meta = dataclasses.replace(meta, planned_cells=len(planned))
     results, grid = finish(out, meta, matrix)
+    missing = missing_cells(planned, results)
+    without_plan = [str(run) for run in runs if not (run / PLAN).is_file()]
     print(grid)
     print(f"report: {out / 'index.html'}")
-    return exit_code(results, matrix.stale_expectations(), args.strict)
+    broken = f"shard(s) that never planned their cells: {', '.join(without_plan)}" if without_plan else ""
+    for line in verdict_lines(results, missing, broken):
+        print(line)
+    return exit_code(results, matrix.stale_expectations(), args.strict, missing, bool(without_plan))
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
@@ -443,13 +557,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     users = matrix.users_needed([cell])
     server = None
     if args.target == "live":
-        target = live_target(matrix, env, users, args.app_url, args.api_url)
+        target = live_target(matrix, env, users, args.app_url, args.api_url, matrix.apps_needed([cell]))
     else:
         from scopematrix.simtarget import sim_target, start_simulator
 
         server, scenario = start_simulator(args.scenario)
         target = sim_target(matrix, scenario, server.url, users, env)
-    choice = find_browser()
+    choice = find_browser(headless=True)
     run_dir = args.reports / ("diagnose-" + new_run_id())
     engine = Engine(
         target=target, matrix=matrix, run_dir=run_dir, run_id=run_dir.name, flow=FlowOptions(),

@@ -21,33 +21,86 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _lines(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 64
+MAX_ALIASES = 100
+MAX_NODES = 200_000  # counted with aliases expanded, as validation would see them
+
+
+def _bounded(text: str, path: Path) -> None:
+    """Refuse what would hang or crash the loader: deep nesting, alias bombs (checked on the event stream,
+    which is flat, before anything is built)."""
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark.line + 1 if event.start_mark else "?"
+                raise UsageError(f"{path}:{mark}: nested more than {MAX_DEPTH} levels deep.", "flatten the file.")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise UsageError(f"{path}: more than {MAX_ALIASES} YAML aliases (*name).", "write the values out.")
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes the document has once aliases are expanded; shared nodes are counted once per use."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a node that contains itself counts once
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, memo) for item in node.value)
+    memo[id(node)] = min(size, MAX_NODES + 1)
+    return memo[id(node)]
+
+
+def _lines(node: yaml.Node, loc: Loc, out: dict[Loc, int], seen: set[int]) -> None:
     out[loc] = node.start_mark.line + 1
+    if id(node) in seen:  # an alias: its lines are those of its anchor, already walked
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             out[(*loc, key.value)] = key.start_mark.line + 1
-            _lines(value, (*loc, key.value), out)
+            _lines(value, (*loc, key.value), out, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _lines(item, (*loc, i), out)
+            _lines(item, (*loc, i), out, seen)
 
 
 def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
     """Parse a YAML file; return the data and a map from key path to line number."""
     if not path.is_file():
         raise UsageError(f"{path}: file not found.", "pass an existing YAML file (see fixtures/ for examples).")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
+    if len(raw) > MAX_BYTES:
+        raise UsageError(f"{path}: larger than {MAX_BYTES // 1000} kB.", "a matrix or scenario is a small file.")
     try:
-        node = yaml.compose(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}:{line}: not UTF-8 text.", "save the file as UTF-8.") from None
+    try:
+        _bounded(text, path)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node, {}) > MAX_NODES:
+            raise UsageError(f"{path}: expands to more than {MAX_NODES} values.", "write a smaller file.")
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise UsageError(f"{where}: malformed YAML ({problem}).", "fix the YAML syntax on that line.") from None
+    except RecursionError:
+        raise UsageError(f"{path}: nested too deeply.", "flatten the file.") from None
     lines: dict[Loc, int] = {}
     if node is not None:
-        _lines(node, (), lines)
+        _lines(node, (), lines, set())
     return data, lines
 
 

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from playwright.async_api import Browser, Playwright, async_playwright
 
-from scopematrix.browser import CHROMIUM_ARGS
+from scopematrix.browser import CHROMIUM_ARGS, host_rules
 from scopematrix.diagnose import Diagnoser
 from scopematrix.flow import FlowOptions, Harness
 from scopematrix.matrix import Cell, Matrix
@@ -35,6 +36,7 @@ class BrowserOptions:
     connect: str | None = None  # ws:// endpoint of a Playwright browser server
     # The browser binary on the server's machine (sent as launch options; needs `run-server --unsafe`).
     remote_executable: str | None = None
+    extra_args: tuple[str, ...] = ()
 
 
 class ResultSink:
@@ -70,7 +72,8 @@ def read_results(paths: list[Path]) -> list[CellResult]:
 
 async def launch(pw: Playwright, options: BrowserOptions) -> Browser:
     if options.connect:
-        launch: dict[str, object] = {"headless": options.headless, "args": list(CHROMIUM_ARGS)}
+        args = [*CHROMIUM_ARGS, *(a for a in options.extra_args if a)]
+        launch: dict[str, object] = {"headless": options.headless, "args": args}
         if options.remote_executable:
             launch["executablePath"] = options.remote_executable
         headers = {"x-playwright-launch-options": json.dumps(launch)}
@@ -80,7 +83,7 @@ async def launch(pw: Playwright, options: BrowserOptions) -> Browser:
         channel=options.channel,
         headless=options.headless,
         slow_mo=options.slow_mo,
-        args=list(CHROMIUM_ARGS),
+        args=[*CHROMIUM_ARGS, *(a for a in options.extra_args if a)],
     )
 
 
@@ -124,9 +127,12 @@ class Engine:
     async def _setup(self) -> None:
         self._pw = await async_playwright().start()
         pw = self._pw
+        redirect_hosts = [urlsplit(a.redirect_uri).hostname or "" for a in self.target.apps.values()]
+        rules = host_rules(redirect_hosts, loopback_only=self.target.kind == "sim")
+        options = dataclasses.replace(self.browser_options, extra_args=(*self.browser_options.extra_args, rules))
 
         async def factory() -> Browser:
-            return await launch(pw, self.browser_options)
+            return await launch(pw, options)
 
         self.harness = Harness(
             factory, self.target, self.matrix, self.run_dir, self.flow, self.run_id, self.logins_per_minute
@@ -150,10 +156,12 @@ class Engine:
         # Log in before taking a cell's slot: a slot held while waiting for a login is a slot wasted.
         for user in dict.fromkeys(u for u in (cell.scope_set.installed_by, cell.user.id) if u):
             await self.harness.login(user)
+        expected = expectation.outcome if expectation else None
         async with self._sem:
-            result = await self.harness.run_cell(
-                cell, expectation.outcome if expectation else None, expectation.reason if expectation else ""
-            )
+            try:
+                result = await self.harness.run_cell(cell, expected, expectation.reason if expectation else "")
+            except Exception as exc:  # noqa: BLE001 - whatever went wrong, the cell gets a result
+                result = self.harness.failed(cell, expected, exc)
             if self.diagnose and result.outcome.blocked:
                 result = await self._diagnosed(cell, result)
         if self.sink is not None:

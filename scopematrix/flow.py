@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pyotp
-from playwright.async_api import Browser, BrowserContext, Page, Response, Route
+from playwright.async_api import Browser, BrowserContext, Page, Request, Response, Route
 from playwright.async_api import Error as PlaywrightError
 
 from scopematrix.matrix import Cell, Matrix
@@ -39,7 +39,7 @@ from scopematrix.pages.errors import (
 from scopematrix.pages.login import LoginEmailPage, LoginPasswordPage, RememberMePage, TwoFactorPage
 from scopematrix.pages.screens import identify, screen_of
 from scopematrix.redact import Redactor, redact_zip
-from scopematrix.target import Target
+from scopematrix.target import Target, origin_of
 
 ISOLATION_HEADER = "X-Scopematrix-Isolation"
 LEFT_LOGIN_GRACE_S = 0.3
@@ -67,7 +67,7 @@ class Walk:
     heading: str = ""
     message: str = ""
     missing_permissions: tuple[str, ...] = ()
-    offered: tuple[str, ...] = ()
+    offered: tuple[str, ...] | None = None  # None: the consent page's scope list could not be read
     granted: tuple[str, ...] | None = None
     captures: list[Capture] = field(default_factory=list)
     error: str = ""
@@ -87,11 +87,17 @@ class WalkPlan:
     approve: bool = False
     folder: Path | None = None  # where screenshots go; None for probes, which keep no evidence
     tracing: bool = False
+    app: str = ""  # the matrix's app id; "" is the main app
+    client_id: str | None = None  # deliberate misconfigurations of a scope set
+    redirect_uri: str | None = None
+    account_name: str = ""  # picks the account in the picker when a row shows no Hub ID
 
     @classmethod
     def for_cell(cls, cell: Cell, user_id: str | None = None, **options: Any) -> WalkPlan:
-        scope_set = cell.scope_set
-        return cls(user_id or cell.user.id, cell.account.hub_id, tuple(scope_set.scopes), tuple(scope_set.optional),
+        s = cell.scope_set
+        options.setdefault("app", s.app or "")
+        return cls(user_id or cell.user.id, cell.account.hub_id, tuple(s.scopes), tuple(s.optional),
+                   client_id=s.client_id, redirect_uri=s.redirect_uri, account_name=cell.account.name,
                    **options)  # fmt: skip
 
 
@@ -116,7 +122,10 @@ def classify_error(cause: ErrorCause) -> Outcome:
     return Outcome.APP_MISCONFIGURED
 
 
-def consent_outcome(offered: tuple[str, ...], optional: tuple[str, ...]) -> Outcome:
+def consent_outcome(offered: tuple[str, ...] | None, optional: tuple[str, ...]) -> Outcome:
+    """Partial only on evidence: a scope list that was read (or the token's scopes) lacks an optional scope."""
+    if offered is None:
+        return Outcome.GRANTED
     return Outcome.GRANTED_PARTIAL if any(s not in offered for s in optional) else Outcome.GRANTED
 
 
@@ -124,18 +133,13 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9@._-]+", "--", text)
 
 
-def authorize_url(
-    target: Target,
-    matrix: Matrix,
-    hub_id: int | None,
-    scopes: tuple[str, ...],
-    optional: tuple[str, ...],
-    state: str,
-) -> str:
-    path = f"/oauth/{hub_id}/authorize" if hub_id is not None else "/oauth/authorize"
+def authorize_url(target: Target, plan: WalkPlan, pinned: bool, state: str) -> str:
+    app = target.apps[plan.app or target.main_app]
+    path = f"/oauth/{plan.hub_id}/authorize" if pinned else "/oauth/authorize"
+    scopes, optional = plan.scopes, plan.optional
     params = {
-        "client_id": target.client_id,
-        "redirect_uri": matrix.app.redirect_uri,
+        "client_id": plan.client_id or app.client_id,
+        "redirect_uri": plan.redirect_uri or app.redirect_uri,
         "scope": " ".join(scopes),
     }
     if optional:
@@ -193,6 +197,10 @@ class Harness:
         self.slots = asyncio.Semaphore(4)
         self.logins = 0
         self._http = httpx.AsyncClient(timeout=options.timeout_ms / 1000)
+        # Every app's redirect_uri: the browser's redirect there carries the code and ends the flow.
+        self._redirect_re = re.compile(
+            "^(?:" + "|".join(re.escape(a.redirect_uri) for a in target.apps.values() if a.redirect_uri) + ")"
+        )
 
     async def close(self) -> None:
         await self._drop_idle()
@@ -275,8 +283,14 @@ class Harness:
             for _ in range(self.options.max_steps):
                 # Past /login the account's home page shows; no page object knows it, so don't wait long.
                 left_login = not urlsplit(page.url).path.startswith("/login")
-                obj = await identify(page, LEFT_LOGIN_GRACE_S if left_login else self.options.grace_s)
+                obj = await identify(page, LEFT_LOGIN_GRACE_S if left_login else self.options.grace_s,
+                                     self.options.timeout_ms)  # fmt: skip
                 if isinstance(obj, LoginEmailPage | LoginPasswordPage | TwoFactorPage):
+                    where = origin_of(page.url)
+                    if where not in self.target.login_origins():
+                        # Never type a credential into a page HubSpot didn't serve.
+                        message = f"login page on {self.redact(where)}, not a configured HubSpot origin: nothing typed"
+                        return LoginFailure(message, tuple(captures), Outcome.ERROR)
                     error = await obj.error_text()
                     if error:
                         await self._capture(obj, page, folder, captures)
@@ -328,7 +342,7 @@ class Harness:
             return idle.pop()
         context = await self._context(state)
         # A regex is matched by the driver; a Python predicate would intercept every request.
-        await context.route(re.compile("^" + re.escape(self.matrix.app.redirect_uri)), self._on_redirect)
+        await context.route(self._redirect_re, self._on_redirect)
         return context, await context.new_page()
 
     async def _give_back(self, user_id: str, context: BrowserContext, page: Page, reusable: bool) -> None:
@@ -351,15 +365,17 @@ class Harness:
     async def _on_redirect(self, route: Route) -> None:
         """The app's redirect_uri, answered inside the browser: no callback server, and the code never
         leaves this process."""
-        future = self._redirects.get(route.request.frame.page)
-        if future is not None and not future.done():
-            future.set_result(route.request.url)
+        self._redirected(route.request.frame.page, route.request.url)
         await route.fulfill(status=200, content_type="text/html", body=REDIRECT_PAGE)
+
+    def _redirected(self, page: Page, url: str) -> None:
+        future = self._redirects.get(page)
+        if future is not None and not future.done():
+            future.set_result(url)
 
     async def _walk_once(self, plan: WalkPlan, state: StorageState) -> Walk:
         expected_state = secrets.token_urlsafe(16)
-        pinned = plan.hub_id if self.options.pinned else None
-        url = authorize_url(self.target, self.matrix, pinned, plan.scopes, plan.optional, expected_state)
+        url = authorize_url(self.target, plan, self.options.pinned, expected_state)
         captured: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         statuses: list[int] = []
 
@@ -367,10 +383,16 @@ class Harness:
             if response.request.resource_type == "document" and response.frame.parent_frame is None:
                 statuses.append(response.status)
 
+        def on_request(request: Request) -> None:
+            # The headless shell never hands a redirect (302) to the route above: read it from the request.
+            if request.is_navigation_request() and self._redirect_re.match(request.url):
+                self._redirected(page, request.url)
+
         walk = Walk(Outcome.ERROR)
         context, page = await self._lease(plan.user_id, state, fresh=plan.tracing)
         self._redirects[page] = captured
         page.on("response", on_response)
+        page.on("request", on_request)
         if plan.tracing:
             await context.tracing.start(screenshots=True, snapshots=True)
         try:
@@ -378,13 +400,14 @@ class Harness:
             await page.set_extra_http_headers(headers)
             await page.goto(url, wait_until="domcontentloaded")
             walk = await self._steps(page, plan, captured, expected_state, statuses)
-        except (PlaywrightError, httpx.HTTPError, TimeoutError) as exc:
+        except (PlaywrightError, httpx.HTTPError, TimeoutError, OSError) as exc:
             first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
             walk.outcome, walk.error = Outcome.ERROR, self.redact(first)
             walk.message = walk.message or walk.error
         finally:
             self._redirects.pop(page, None)
             page.remove_listener("response", on_response)
+            page.remove_listener("request", on_request)
             if plan.tracing and plan.folder is not None:
                 await self._stop_tracing(
                     context, plan.folder, keep=self.options.tracing == "on" or walk.outcome.infrastructure
@@ -413,11 +436,12 @@ class Harness:
         expected_state: str,
         statuses: list[int],
     ) -> Walk:
-        hub_id, optional, approve, folder = plan.hub_id, plan.optional, plan.approve, plan.folder
-        walk = Walk(Outcome.UNRECOGNIZED)
+        walk = Walk(Outcome.UNRECOGNIZED, message="too many screens without a decision")
         for _ in range(self.options.max_steps):
-            obj = await identify(page, self.options.grace_s)
-            await self._capture(obj, page, folder, walk.captures)
+            obj = await identify(page, self.options.grace_s, self.options.timeout_ms)
+            if obj is None and not self.options.pinned and await AccountPickerPage(page).lists(plan.hub_id):
+                obj = AccountPickerPage(page)  # a picker whose heading we don't know, but that lists the account
+            await self._capture(obj, page, plan.folder, walk.captures)
             walk.heading = self.redact(await obj.heading_text()) if obj is not None else ""
             if obj is None:
                 if statuses and statuses[-1] >= 500:
@@ -425,26 +449,22 @@ class Harness:
                 else:
                     walk.outcome = Outcome.UNRECOGNIZED
                     walk.heading = self.redact((await page.title()).strip())
-                    walk.html_path = await self._save_html(page, folder)
                 walk.message = walk.error or f"unknown screen at {self.redact(page.url.split('?')[0])}"
                 break
             if obj.SCREEN in LOGIN_SCREENS:
                 walk.needs_login = True
                 break
             if isinstance(obj, AccountPickerPage):
-                if not await obj.choose(hub_id):
-                    walk.outcome, walk.message = (
-                        Outcome.UNRECOGNIZED,
-                        f"the account picker does not list {hub_id}",
-                    )
+                if not await obj.choose(plan.hub_id, plan.account_name):
+                    walk.outcome, walk.message = Outcome.UNRECOGNIZED, f"the account picker does not list {plan.hub_id}"
                     break
                 continue
             if isinstance(obj, ConsentPage):
-                walk.offered = tuple(await obj.offered_scopes())
-                walk.outcome = consent_outcome(walk.offered, optional)
-                if approve:
+                walk.offered = await obj.scopes_shown(("oauth", *plan.scopes), plan.optional)
+                walk.outcome = consent_outcome(walk.offered, plan.optional)
+                if plan.approve:
                     await obj.approve()
-                    await self._finish_install(walk, captured, expected_state, optional)
+                    await self._finish_install(walk, plan, captured, expected_state)
                 break
             if isinstance(obj, ConnectionErrorPage):
                 walk.message = self.redact(await obj.message())
@@ -452,10 +472,8 @@ class Harness:
                 break
             if isinstance(obj, PermissionDeniedPage):
                 walk.message = self.redact(await obj.message() or await obj.heading_text())
-                walk.missing_permissions = tuple(await obj.missing_permissions())
+                walk.missing_permissions = tuple(self.redact(p) for p in await obj.missing_permissions())
                 walk.outcome = Outcome.DENIED_PERMISSIONS
-                if await obj.generation() == "legacy":
-                    walk.message = "You do not have the correct role to grant these permissions."
                 break
             if isinstance(obj, ApprovalNeededPage):
                 walk.message = self.redact(await obj.message())
@@ -463,41 +481,57 @@ class Harness:
                 break
             walk.outcome, walk.message = Outcome.UNRECOGNIZED, f"unexpected screen: {obj.SCREEN.value}"
             break
+        if walk.outcome is Outcome.UNRECOGNIZED:
+            # The page objects need updating: keep what the screen was, on every attempt.
+            walk.html_path = await self._save_html(page, plan.folder)
         if not walk.needs_login:
             walk.captures = list(flag_decisive(walk.captures))
         return walk
 
     async def _finish_install(
-        self, walk: Walk, captured: asyncio.Future[str], expected_state: str, optional: tuple[str, ...]
+        self, walk: Walk, plan: WalkPlan, captured: asyncio.Future[str], expected_state: str
     ) -> None:
-        """After "Connect app": check state, exchange the code, read granted scopes, revoke."""
+        """After "Connect app": check state, exchange the code, read granted scopes, revoke.
+
+        Any trouble with the token API is infrastructure (ERROR, retried), never a HubSpot decision.
+        """
         url = await asyncio.wait_for(captured, timeout=self.options.timeout_ms / 1000)
         query = parse_qs(urlsplit(url).query)
         if query.get("state", [""])[0] != expected_state:
             walk.outcome, walk.error = Outcome.ERROR, "callback rejected: state does not match the one sent"
             walk.message = walk.error
             return
-        code = query.get("code", [""])[0]
+        app = self.target.apps[plan.app or self.target.main_app]
         api = self.target.api_url
         form = {
             "grant_type": "authorization_code",
-            "client_id": self.target.client_id,
-            "client_secret": self.target.client_secret,
-            "redirect_uri": self.matrix.app.redirect_uri,
-            "code": code,
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+            "redirect_uri": plan.redirect_uri or app.redirect_uri,
+            "code": query.get("code", [""])[0],
         }
-        response = await self._http.post(f"{api}/oauth/v1/token", data=form)
-        if response.status_code != 200:
-            walk.outcome = Outcome.ERROR
-            walk.error = self.redact(f"token exchange failed: HTTP {response.status_code} {response.text[:200]}")
+        try:
+            response = await self._http.post(f"{api}/oauth/v1/token", data=form)
+            if response.status_code != 200:
+                raise _TokenTrouble(f"token exchange failed: HTTP {response.status_code} {response.text[:200]}")
+            tokens = _json_object(response, "token exchange")
+            access, refresh = tokens.get("access_token"), tokens.get("refresh_token")
+            if not isinstance(access, str) or not isinstance(refresh, str):
+                raise _TokenTrouble("token exchange answered without access_token and refresh_token")
+            info = await self._http.get(f"{api}/oauth/v1/access-tokens/{access}")
+            source = _json_object(info, "token info") if info.status_code == 200 else tokens
+            scopes = source.get("scopes")
+            if not isinstance(scopes, list):
+                raise _TokenTrouble(f"token info failed: HTTP {info.status_code}, and the token carries no scopes")
+            revoke = await self._http.delete(f"{api}/oauth/v1/refresh-tokens/{refresh}")
+            if revoke.status_code >= 300:
+                raise _TokenTrouble(f"revoking the refresh token failed: HTTP {revoke.status_code}")
+        except (_TokenTrouble, httpx.HTTPError) as exc:
+            walk.outcome, walk.error = Outcome.ERROR, self.redact(str(exc) or type(exc).__name__)
             walk.message = walk.error
             return
-        tokens = response.json()
-        info = await self._http.get(f"{api}/oauth/v1/access-tokens/{tokens['access_token']}")
-        granted = tuple(info.json().get("scopes", ())) if info.status_code == 200 else tuple(tokens.get("scopes", ()))
-        await self._http.delete(f"{api}/oauth/v1/refresh-tokens/{tokens['refresh_token']}")
-        walk.granted = granted
-        walk.outcome = consent_outcome(granted, optional)
+        walk.granted = tuple(str(s) for s in scopes)
+        walk.outcome = consent_outcome(walk.granted, plan.optional)
 
     # -- cells -----------------------------------------------------------------------------------------------
 
@@ -523,29 +557,28 @@ class Harness:
             folder = self.run_dir / "cells" / slug(cell.id) / f"attempt-{attempts}"
             note = ""
             t0 = time.monotonic()
-            if cell.scope_set.installed_by:
-                installer = cell.scope_set.installed_by
-                pre = await self.walk(WalkPlan.for_cell(cell, installer, namespace=ns, approve=True))
-                if not pre.outcome.installs:
-                    note = f"precondition: {cell.scope_set.installed_by} could not install ({pre.outcome.value}). "
-                timings["precondition_s"] = round(time.monotonic() - t0, 3)
-            t1 = time.monotonic()
             plan = WalkPlan.for_cell(
                 cell, namespace=ns, approve=self.options.approve, folder=folder, tracing=self.options.tracing != "off"
             )
+            if cell.scope_set.installed_by:
+                installer = cell.scope_set.installed_by
+                pre = await self.walk(WalkPlan.for_cell(cell, installer, namespace=ns, approve=True))
+                timings["precondition_s"] = round(time.monotonic() - t0, 3)
+                if pre.outcome.infrastructure:
+                    # An outage during the precondition says nothing about this cell: infrastructure, retried.
+                    walk = Walk(Outcome.ERROR, heading=pre.heading, captures=pre.captures, html_path=pre.html_path)
+                    walk.error = walk.message = f"precondition: {installer}'s install failed: {pre.message}"
+                    await self.reset(ns)
+                    continue
+                if not pre.outcome.installs:
+                    note = f"precondition: {installer} could not install ({pre.outcome.value}). "
+            t1 = time.monotonic()
             walk = await self.walk(plan)
             timings["flow_s"] = round(time.monotonic() - t1, 3)
             await self.reset(ns)
             if not walk.outcome.infrastructure:
                 break
-        url = authorize_url(
-            self.target,
-            self.matrix,
-            cell.account.hub_id if self.options.pinned else None,
-            tuple(cell.scope_set.scopes),
-            tuple(cell.scope_set.optional),
-            "REDACTED",
-        )
+        url = authorize_url(self.target, WalkPlan.for_cell(cell), self.options.pinned, "REDACTED")
         trace = self.run_dir / "cells" / slug(cell.id) / f"attempt-{attempts}" / "trace.zip"
         return CellResult(
             cell_id=cell.id,
@@ -575,6 +608,31 @@ class Harness:
             installed_by=cell.scope_set.installed_by,
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
+
+    def failed(self, cell: Cell, expected: Outcome | None, exc: BaseException) -> CellResult:
+        """A cell whose run raised: infrastructure trouble with the reason, never a lost cell."""
+        reason = self.redact(f"harness error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return CellResult(
+            cell_id=cell.id, user=cell.user.id, role=cell.user.role, account=cell.account.id,
+            hub_id=cell.account.hub_id, scope_set=cell.scope_set.id, requested_scopes=tuple(cell.scope_set.scopes),
+            optional_scopes=tuple(cell.scope_set.optional), outcome=Outcome.ERROR, message=reason, error=reason,
+            expected=expected, installed_by=cell.scope_set.installed_by,
+            finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )  # fmt: skip
+
+
+class _TokenTrouble(Exception):
+    """The token API answered, but not as documented (brief section 4)."""
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise _TokenTrouble(f"{what} answered HTTP {response.status_code} with something that isn't JSON") from None
+    if not isinstance(data, dict):
+        raise _TokenTrouble(f"{what} answered JSON that isn't an object")
+    return data
 
 
 def flag_decisive(captures: list[Capture]) -> tuple[Capture, ...]:

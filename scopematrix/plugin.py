@@ -23,6 +23,7 @@ from scopematrix.errors import UsageError
 from scopematrix.flow import FlowOptions
 from scopematrix.matrix import Cell, Matrix, load_matrix
 from scopematrix.model import CellResult
+from scopematrix.runs import read_ids
 from scopematrix.target import Target, live_target, load_env
 
 
@@ -61,7 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sm-user", action="append", default=[])
     g.addoption("--sm-account", action="append", default=[])
     g.addoption("--sm-scope-set", action="append", default=[])
-    g.addoption("--sm-cells", default=None, help="file with cell ids to run (one per line)")
+    g.addoption("--sm-cells", default=None, help="JSON file listing the cell ids to run")
     g.addoption("--sm-concurrency", type=int, default=4)
     g.addoption("--sm-approve", action="store_true")
     g.addoption("--sm-no-diagnose", action="store_true")
@@ -104,14 +105,15 @@ def pytest_configure(config: pytest.Config) -> None:
     cells = matrix.select(_opt(config, "sm_user"), _opt(config, "sm_account"), _opt(config, "sm_scope_set"))
     only = _opt(config, "sm_cells")
     if only:
-        wanted = set(Path(only).read_text().split())
+        wanted = set(read_ids(Path(only)))
         cells = [c for c in cells if c.id in wanted]
     run_dir = Path(_opt(config, "sm_run_dir"))
     user_ids = matrix.users_needed(cells, diagnose=not _opt(config, "sm_no_diagnose"))
     env = load_env(Path(_opt(config, "sm_env_file")) if _opt(config, "sm_env_file") else None)
     sim = None
     if _opt(config, "sm_target") == "live":
-        target = live_target(matrix, env, user_ids, _opt(config, "sm_app_url"), _opt(config, "sm_api_url"))
+        apps = matrix.apps_needed(cells, diagnose=not _opt(config, "sm_no_diagnose"))
+        target = live_target(matrix, env, user_ids, _opt(config, "sm_app_url"), _opt(config, "sm_api_url"), apps)
     else:
         from scopematrix.simtarget import sim_target, start_simulator
         from scopematrix.simulator.scenario import load_scenario
@@ -175,7 +177,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _engine(config: pytest.Config) -> Engine:
     state = config.stash[STATE]
     if state.engine is None:
-        choice = find_browser()
+        headless = not _opt(config, "headed", False)
+        choice = find_browser(headless=headless)
         connect = _opt(config, "sm_connect")
         if choice is None and not connect:
             raise UsageError("no Chromium found.", "run 'make setup' (or python -m scopematrix.browser).")
@@ -197,7 +200,7 @@ def _engine(config: pytest.Config) -> Engine:
             ),
             browser=BrowserOptions(
                 executable_path=choice.executable_path if choice else None,
-                headless=not _opt(config, "headed", False),
+                headless=headless,
                 slow_mo=float(_opt(config, "slowmo", 0) or 0),
                 channel=(_opt(config, "browser_channel") or None),
                 connect=connect,

@@ -1,4 +1,10 @@
-"""Scrub secrets from any text the harness writes: known secret values, codes, tokens and state."""
+"""Scrub secrets from any text the harness writes: known secret values, codes, tokens and state.
+
+Playwright traces hold the same values in several shapes: in URLs (`?code=…`), in form bodies
+(`code=…&state=…`), and in the network log's structured entries (`{"name": "code", "value": "…"}`,
+headers, cookies). Each shape has its pattern here; known secrets (passwords, TOTP and client secrets)
+are replaced wherever they appear.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,20 @@ from collections.abc import Iterable
 from pathlib import Path
 
 REDACTED = "[REDACTED]"
-_PARAMS = re.compile(r"([?&#](?:code|state|access_token|refresh_token|client_secret|password)=)[^&#\s\"'<]*", re.I)
+SECRET_NAMES = r"code|state|access_token|refresh_token|client_secret|password|code_verifier|token"
+# URL and form syntax: `?code=…`, `&state=…`, or a body that starts with `code=…`.
+_PARAMS = re.compile(rf"((?:^|[?&#\s\"'(])(?:{SECRET_NAMES})=)[^&#\s\"'<)]*", re.I | re.M)
+# Structured name/value entries (trace network log: queryString, postData.params, headers, cookies).
+_NAME_VALUE = re.compile(
+    rf"(\"name\"\s*:\s*\"(?:{SECRET_NAMES}|authorization|cookie|set-cookie|hs_session)\"\s*,\s*\"value\"\s*:\s*\")"
+    r"(?:[^\"\\]|\\.)*",
+    re.I,
+)
+# JSON objects keyed by the secret's name (token responses).
+_JSON_KEY = re.compile(rf"(\"(?:{SECRET_NAMES})\"\s*:\s*\")(?:[^\"\\]|\\.)*", re.I)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
+# Session cookies in raw header text.
+_COOKIE = re.compile(r"((?:hs_session|hs_login|hs_2fa_device)=)[^;\s\"&]*", re.I)
 
 
 class Redactor:
@@ -24,8 +42,9 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        text = _PARAMS.sub(lambda m: m.group(1) + REDACTED, text)
-        return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+        for pattern in (_PARAMS, _NAME_VALUE, _JSON_KEY, _BEARER, _COOKIE):
+            text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+        return text
 
 
 def redact_zip(path: Path, redact: Redactor) -> None:

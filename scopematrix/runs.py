@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import platform
+import re
+import sqlite3
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from scopematrix import __version__
 from scopematrix.engine import read_results
+from scopematrix.errors import UsageError
 from scopematrix.history import History, RunRow
-from scopematrix.matrix import Matrix, write_baseline
-from scopematrix.model import CellResult
+from scopematrix.matrix import Cell, Matrix, write_baseline
+from scopematrix.model import CellResult, Outcome
 from scopematrix.report.build import RunMeta, text_grid, write_report
 
-EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
+EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_INFRA, EXIT_UNKNOWN_SCREEN = 0, 1, 2, 3, 4
+PLAN = "plan.json"  # the cells a run set out to run, written before any of them starts
+PENDING = "pending.json"  # the cells this invocation runs (all of them, or what --resume left)
+RUN_ID = re.compile(r"(run|check|diagnose)-[0-9A-Za-z._-]+")
 
 
 def new_run_id() -> str:
@@ -37,36 +45,98 @@ def gather(run_dir: Path) -> list[CellResult]:
     return read_results(sorted(run_dir.glob("results-*.jsonl")))
 
 
-def exit_code(results: Sequence[CellResult], stale: Sequence[str] = (), strict: bool = False) -> int:
+def shard_by_user(cells: Sequence[Cell], index: int, shards: int) -> list[Cell]:
+    """Shard `index` of `shards` (1-based): every cell of a user in one shard, so each user logs in once a
+    night. Users go, largest first, to the shard with the fewest cells so far: the same split every time."""
+    per_user: dict[str, list[Cell]] = {}
+    for cell in cells:
+        per_user.setdefault(cell.user.id, []).append(cell)
+    load = [0] * shards
+    mine: set[str] = set()
+    for user, own in sorted(per_user.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        target = load.index(min(load))
+        load[target] += len(own)
+        if target == index - 1:
+            mine.add(user)
+    return [c for c in cells if c.user.id in mine]
+
+
+def write_ids(path: Path, ids: Sequence[str]) -> None:
+    """A plan file: a JSON list, so that any id round-trips (no splitting on whitespace)."""
+    path.write_text(json.dumps(list(ids), indent=0) + "\n", encoding="utf-8")
+
+
+def read_ids(path: Path) -> list[str]:
+    try:
+        ids = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"{path}: not a plan file.", "pass the plan.json a run wrote.") from None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise UsageError(f"{path}: not a list of cell ids.", "pass the plan.json a run wrote.")
+    return ids
+
+
+def missing_cells(planned: Sequence[str], results: Sequence[CellResult]) -> list[str]:
+    done = {r.cell_id for r in results}
+    return [cid for cid in planned if cid not in done]
+
+
+def exit_code(
+    results: Sequence[CellResult],
+    stale: Sequence[str] = (),
+    strict: bool = False,
+    missing: Sequence[str] = (),
+    broken: bool = False,
+) -> int:
+    """0 only when every planned cell has a result that matches its expectation.
+
+    `missing`: planned cells without a result; `broken`: the runner itself failed (a pytest internal or
+    usage error). Both are infrastructure trouble at least, never success.
+    """
     if any(not r.matches_expectation and not r.outcome.infrastructure for r in results):
         return EXIT_REGRESSION
     if strict and stale:
         return EXIT_REGRESSION
-    if any(r.outcome.infrastructure for r in results):
+    if any(r.outcome is Outcome.UNRECOGNIZED for r in results):
+        return EXIT_UNKNOWN_SCREEN
+    if missing or broken or any(r.outcome.infrastructure for r in results):
         return EXIT_INFRA
     return EXIT_OK
+
+
+def verdict_lines(results: Sequence[CellResult], missing: Sequence[str], broken: str = "") -> list[str]:
+    """The one-line reasons behind a non-zero exit that the grid doesn't show."""
+    lines = []
+    if broken:
+        lines.append(f"runner failed: {broken}")
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        lines.append(f"{len(missing)} planned cell(s) have no result: {shown}")
+    unknown = [r for r in results if r.outcome is Outcome.UNRECOGNIZED]
+    if unknown:
+        first = next((r.html_path for r in unknown if r.html_path), "")
+        lines.append(
+            f"{len(unknown)} cell(s) ended on a screen no page object knows: the page objects need updating, "
+            f"HubSpot is not down" + (f" (first: {first})" if first else "")
+        )
+    return lines
 
 
 def default_reason(r: CellResult) -> str:
     """Why a cell ends as it does, in words a reviewer of the baseline can check."""
     if r.outcome.installs:
-        offered = set(r.granted_scopes or r.offered_scopes)
-        dropped = [s for s in r.optional_scopes if s not in offered]
+        evidence = r.granted_scopes if r.granted_scopes is not None else r.offered_scopes
+        dropped = [s for s in r.optional_scopes if evidence is not None and s not in evidence]
         return "installs" + (f"; optional not offered: {', '.join(dropped)}" if dropped else "")
     if r.diagnosis is not None:
         return r.diagnosis.summary
     return (r.message or r.heading)[:160]
 
 
-def finish(
-    run_dir: Path,
-    meta: RunMeta,
-    matrix: Matrix | None = None,
-    update_baseline: bool = False,
-) -> tuple[list[CellResult], str]:
-    """Write everything for a run from its results files; returns the results and the text grid."""
-    results = gather(run_dir)
-    history = History(run_dir.parent / "history.sqlite")
+def _record_history(
+    path: Path, meta: RunMeta, results: Sequence[CellResult]
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    history = History(path)
     try:
         previous_id = history.previous_run(meta.run_id, meta.target)
         previous = history.outcomes(previous_id) if previous_id else {}
@@ -87,6 +157,23 @@ def finish(
         trends = {cid: [o.value for o in seq] for cid, seq in history.trends(meta.target).items()}
     finally:
         history.close()
+    return changes, trends
+
+
+def finish(
+    run_dir: Path,
+    meta: RunMeta,
+    matrix: Matrix | None = None,
+    update_baseline: bool = False,
+) -> tuple[list[CellResult], str]:
+    """Write everything for a run from its results files; returns the results and the text grid."""
+    results = gather(run_dir)
+    try:
+        changes, trends = _record_history(run_dir.parent / "history.sqlite", meta, results)
+    except (sqlite3.Error, OSError) as exc:
+        # History is a nicety; the report is not: warn and carry on without it.
+        sys.stderr.write(f"scopematrix: warning: run history not recorded ({exc}); the report is written without it\n")
+        changes, trends = {}, {}
     write_report(run_dir, results, meta, changes, trends)
     if update_baseline and matrix is not None and matrix.baseline_path is not None:
         old = {e.cell: e for e in (matrix.baseline.expectations if matrix.baseline else [])}

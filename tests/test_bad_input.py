@@ -39,14 +39,21 @@ MATRIX_CASES = [
     ("empty scope set", mutate(GOOD_MATRIX, ["scope_sets", 0, "scopes"], []), "is empty"),
     ("duplicate user", mutate(GOOD_MATRIX, ["users", 1, "id"], "super-admin"), "duplicate id 'super-admin'"),
     ("unknown account ref", mutate(GOOD_MATRIX, ["users", 0, "accounts"], ["nowhere"]), "unknown account 'nowhere'"),
-    ("missing app", mutate(GOOD_MATRIX, ["app"], KeyError), "add 'app'"),
-    ("http redirect", mutate(GOOD_MATRIX, ["app", "redirect_uri"], "http://example.com/cb"), "https"),
+    ("missing apps", mutate(GOOD_MATRIX, ["apps"], KeyError), "add 'apps'"),
+    ("http redirect", mutate(GOOD_MATRIX, ["apps", 0, "redirect_uri"], "http://example.com/cb"), "https"),
     ("bad env name", mutate(GOOD_MATRIX, ["users", 0, "password_env"], "1-BAD"), "environment variable name"),
     ("hub id not a number", mutate(GOOD_MATRIX, ["accounts", 0, "hub_id"], "abc"), "accounts[0].hub_id"),
     ("users not a list", mutate(GOOD_MATRIX, ["users"], "everyone"), "users"),
     ("installed_by unknown", mutate(GOOD_MATRIX, ["scope_sets", 0, "installed_by"], "ghost"), "unknown user 'ghost'"),
     ("duplicate scope set", mutate(GOOD_MATRIX, ["scope_sets", 1, "id"], "crm-read"), "duplicate id 'crm-read'"),
-    ("no client id", mutate(GOOD_MATRIX, ["app", "client_id"], KeyError), "client_id"),
+    ("no client id", mutate(GOOD_MATRIX, ["apps", 0, "client_id"], KeyError), "client_id"),
+    ("unknown app", mutate(GOOD_MATRIX, ["scope_sets", 0, "app"], "nope"), "unknown app 'nope'"),
+    ("app and apps", mutate(GOOD_MATRIX, ["app"], GOOD_MATRIX["apps"][0]), "both 'app' and 'apps'"),
+    ("id with a space", mutate(GOOD_MATRIX, ["users", 0, "id"], "super admin"), "is not allowed"),
+    ("id with an @", mutate(GOOD_MATRIX, ["accounts", 0, "id"], "b@enterprise"), "is not allowed"),
+    ("id with a slash", mutate(GOOD_MATRIX, ["scope_sets", 0, "id"], "crm/read"), "is not allowed"),
+    ("id with ANSI", mutate(GOOD_MATRIX, ["scope_sets", 0, "id"], "\x1b[31mred"), "is not allowed"),
+    ("unknown app scope", mutate(GOOD_MATRIX, ["apps", 0, "scopes", "required"], ["formz"]), "did you mean 'forms'"),
     ("optional typo", mutate(GOOD_MATRIX, ["scope_sets", 2, "optional"], ["socail"]), "did you mean 'social'"),
 ]
 SCENARIO_CASES = [
@@ -101,6 +108,15 @@ CLI_CASES = [
     (["run", "--resume", "run-missing"], "run 'run-missing' not found"),
     (["run", "--matrix", "/no/such.yaml"], "file not found"),
     (["run", "--timeout", "-1"], "negative"),
+    (["run", "--timeout", "0"], "more than 0"),
+    (["run", "--timeout", "nan"], "not a finite number"),
+    (["run", "--grace", "inf"], "not a finite number"),
+    (["run", "--latency", "nan"], "not a finite number"),
+    (["run", "--resume", "../../etc"], "is not a run id"),
+    (["run", "--resume", "/tmp/run-1"], "is not a run id"),
+    (["run", "--connect", "ws://127.0.0.1:9/"], "nothing answers there"),
+    (["run", "--connect", "http://x"], "is not a ws:// URL"),
+    (["run", "--env-file", "/no/such.env"], "env file not found"),
     (["frobnicate"], "invalid choice"),
     (["report", "/no/such/results.json"], "not found"),
     (["diagnose", "--user", "ghost", "--account", "free", "--scopes", "forms"], "unknown user 'ghost'"),
@@ -117,22 +133,28 @@ def test_bad_cli_values(tmp_path, capsys, argv, needle):
     assert_one_line(capsys, needle)
 
 
+APPS_ENV = {
+    "SCOPEMATRIX_CLIENT_SECRET": "x",
+    "SCOPEMATRIX_CRM_CLIENT_SECRET": "x",
+    "SCOPEMATRIX_PROBE_CLIENT_SECRET": "x",
+}
 LIVE_ENV_CASES = [
     ({}, "SCOPEMATRIX_CLIENT_SECRET"),
-    ({"SCOPEMATRIX_CLIENT_SECRET": "x"}, "SM_SUPER_ADMIN_EMAIL"),
-    ({"SCOPEMATRIX_CLIENT_SECRET": "x", "SM_SUPER_ADMIN_EMAIL": "a@b.c"}, "SM_SUPER_ADMIN_PASSWORD"),
+    ({"SCOPEMATRIX_CLIENT_SECRET": "x"}, "SCOPEMATRIX_CRM_CLIENT_SECRET"),
+    (APPS_ENV, "SM_SUPER_ADMIN_EMAIL"),
+    ({**APPS_ENV, "SM_SUPER_ADMIN_EMAIL": "a@b.c"}, "SM_SUPER_ADMIN_PASSWORD"),
     (
         {
-            "SCOPEMATRIX_CLIENT_SECRET": "x",
+            **APPS_ENV,
             "SCOPEMATRIX_APP_URL": "ftp://nope",
             "SM_SUPER_ADMIN_EMAIL": "a@b.c",
             "SM_SUPER_ADMIN_PASSWORD": "p",
         },
         "SCOPEMATRIX_APP_URL",
-    ),
+    ),  # fmt: skip
     (
         {
-            "SCOPEMATRIX_CLIENT_SECRET": "x",
+            **APPS_ENV,
             "SM_TOTP_ADMIN_EMAIL": "a@b.c",
             "SM_TOTP_ADMIN_PASSWORD": "p",
             "SM_SUPER_ADMIN_EMAIL": "s@b.c",  # diagnosis asks the account's super admin too
@@ -154,6 +176,77 @@ def test_missing_live_environment_is_named_before_any_browser(tmp_path, monkeypa
     argv = ["run", "--target", "live", "--user", user, "--matrix", str(DEFAULT_MATRIX), "--reports", str(tmp_path)]
     assert main(argv) == 2
     assert_one_line(capsys, needle)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "needle"),
+    [
+        (
+            "alias bomb",
+            "a: &a [x,x,x,x,x,x,x,x,x]\n"
+            + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(7)),
+            "expands to more than",
+        ),
+        ("many aliases", "a: &a 1\nb: [" + ",".join(["*a"] * 200) + "]\n", "more than 100 YAML aliases"),
+        ("deep nesting", "a: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than 64 levels"),
+        ("not UTF-8", "app: caf\udce9\n", "not UTF-8 text"),
+    ],
+)
+def test_hostile_yaml_is_refused_quickly_in_one_line(tmp_path, capsys, name, text, needle):
+    path = tmp_path / "m.yaml"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    reports = tmp_path / "r"
+    assert main(["run", "--matrix", str(path), "--reports", str(reports)]) == 2
+    assert_one_line(capsys, needle)
+    assert not reports.exists()
+
+
+def test_a_non_utf8_scenario_and_env_file_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"seed: caf\xe9\n")
+    assert main(["run", "--scenario", str(bad), "--reports", str(tmp_path / "r")]) == 2
+    assert_one_line(capsys, "not UTF-8 text")
+    assert main(["run", "--env-file", str(bad), "--reports", str(tmp_path / "r")]) == 2
+    assert_one_line(capsys, "not UTF-8 text")
+    assert not (tmp_path / "r").exists()
+
+
+def test_no_browser_is_named_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SCOPEMATRIX_CHROMIUM", "/nonexistent")
+    argv = ["run", "--user", "restricted", "--account", "enterprise", "--scope-set", "crm-read", "--no-diagnose"]
+    assert main([*argv, "--reports", str(tmp_path / "r")]) == 2
+    assert_one_line(capsys, "SCOPEMATRIX_CHROMIUM=/nonexistent")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_storage_state_that_is_not_json_is_refused(tmp_path, monkeypatch, capsys):
+    matrix = mutate(GOOD_MATRIX, ["users", 0, "storage_state_env"], "SM_STATE")
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(matrix))
+    (tmp_path / "state.json").write_text("not json")
+    monkeypatch.setenv("SM_STATE", str(tmp_path / "state.json"))
+    argv = ["run", "--matrix", str(tmp_path / "m.yaml"), "--user", "super-admin", "--reports", str(tmp_path / "r")]
+    assert main(argv) == 2
+    assert_one_line(capsys, "not a Playwright storage state")
+
+
+def test_a_corrupt_history_is_one_line_for_history_and_diff(tmp_path, capsys):
+    (tmp_path / "history.sqlite").write_bytes(b"this is not a database" * 100)
+    assert main(["history", "--reports", str(tmp_path)]) == 2
+    assert_one_line(capsys, "not a readable run history")
+    assert main(["diff", "a", "b", "--reports", str(tmp_path)]) == 2
+    assert_one_line(capsys, "not a readable run history")
+
+
+def test_merge_refuses_a_shard_twice_and_an_existing_out(tmp_path, capsys):
+    shard = tmp_path / "run-1"
+    shard.mkdir()
+    assert main(["merge", str(shard), str(shard)]) == 2
+    assert_one_line(capsys, "the same shard is given twice")
+    (tmp_path / "taken").write_text("x")
+    assert main(["merge", str(shard), "--out", str(tmp_path / "taken")]) == 2
+    assert_one_line(capsys, "already exists")
+    assert main(["merge", str(shard), "--out", str(shard)]) == 2
+    assert_one_line(capsys, "is one of the shards")
 
 
 def test_malformed_yaml_names_the_line(tmp_path, capsys):

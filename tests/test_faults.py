@@ -34,7 +34,7 @@ HEALTHY = "admin-marketplace@free/crm-read"  # /oauth/1000001/...
 
 
 def engine_for(scenario: Scenario, server: SimServer, run_dir: Path, **flow: object) -> Engine:
-    choice = find_browser()
+    choice = find_browser(headless=True)
     assert choice is not None
     cells = MATRIX.cells()
     return Engine(
@@ -200,7 +200,7 @@ def test_sigkill_loses_no_finished_cell(tmp_path):
     out, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, out
     doc = json.loads((run / "results.json").read_text())
-    assert sorted(c["cell_id"] for c in doc["cells"]) == sorted((run / "cells.txt").read_text().split())
+    assert sorted(c["cell_id"] for c in doc["cells"]) == sorted(json.loads((run / "plan.json").read_text()))
 
 
 MARKERS = {

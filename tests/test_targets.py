@@ -23,6 +23,8 @@ from scopematrix.simulator.state import SimOptions
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+CRM_CLIENT = "9b2e4c61-3f0a-4d8e-b7c5-1a6f0e2d9c33"  # only the apps the selected cells use are needed
+PROBE_CLIENT = "0c7d1f3a-5e2b-4a9c-8d6e-4f1b2a3c5d77"
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -47,7 +49,8 @@ def test_live_mode_reaches_hubspot_through_base_urls_env_credentials_and_totp(tm
         dotenv.write_text(
             "\n".join(
                 [
-                    f"SCOPEMATRIX_CLIENT_SECRET={scenario.apps['5f3c7d0e-8a41-4b6e-9a57-2c1d9e0b7a11'].client_secret}",
+                    f"SCOPEMATRIX_CRM_CLIENT_SECRET={scenario.apps[CRM_CLIENT].client_secret}",
+                    f"SCOPEMATRIX_PROBE_CLIENT_SECRET={scenario.apps[PROBE_CLIENT].client_secret}",
                     f"SM_TOTP_ADMIN_EMAIL={users['totp-admin'].email}",
                     f"SM_TOTP_ADMIN_PASSWORD={users['totp-admin'].password}",
                     f"SM_TOTP_ADMIN_TOTP_SECRET={users['totp-admin'].totp_secret}",
