@@ -101,7 +101,7 @@ def replicate(matrix: Matrix, times: int) -> Matrix:
 
 
 def engine(target: Target, matrix: Matrix, workdir: Path, concurrency: int, diagnose: bool = False) -> Engine:
-    choice = find_browser()
+    choice = find_browser(headless=True)
     assert choice is not None, "run make setup"
     return Engine(
         target=target, matrix=matrix, run_dir=workdir / f"run-{time.monotonic_ns()}", run_id="bench",
@@ -121,7 +121,7 @@ def timed_harness(target: Target, matrix: Matrix, cells: list[Cell], workdir: Pa
 
 
 def timed_minimal(target: Target, matrix: Matrix, cells: list[Cell], workdir: Path, fresh_login: bool) -> float:
-    choice = find_browser()
+    choice = find_browser(headless=True)
     assert choice is not None
 
     async def go() -> float:
