@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -203,6 +204,9 @@ def test_sigkill_loses_no_finished_cell(tmp_path):
     assert sorted(c["cell_id"] for c in doc["cells"]) == sorted(json.loads((run / "plan.json").read_text()))
 
 
+STRUCTURED = re.compile(
+    r'"name"\s*:\s*"(code|state|hs_session|hs_login|hs_2fa_device)"\s*,\s*"value"\s*:\s*"(?!\[REDACTED\])[^"]+"'
+)
 MARKERS = {
     "password": "PW-MARKER-",
     "client_secret": "CLIENT-SECRET-MARKER-4c1d",
@@ -241,4 +245,7 @@ def test_no_secret_reaches_any_artifact_of_a_run(tmp_path):
         for marker in MARKERS.values():
             assert marker not in text, f"{marker[:10]}... in {name}"
         assert "code=na1-" not in text, f"an authorization code in {name}"
+        # The trace's structured network log: query-string and form entries, headers and cookies.
+        leaked = STRUCTURED.search(text)
+        assert leaked is None, f"{leaked.group(0)[:60]}... in {name}"
         assert '"access_token": "CO' not in text and "refresh_token=na1-" not in text

@@ -94,3 +94,16 @@ def test_terminal_summary_lists_each_diagnosis_with_its_verified_fixes():
         "  u@a/s: Blocked by forms (user-level); verified fix: optional_scope (4 probes)",
     ]
     assert text_diagnoses([cell()]) == ""
+
+
+def test_a_crafted_results_file_cannot_smuggle_links_into_the_report(tmp_path):
+    evil = cell(
+        outcome=Outcome.UNRECOGNIZED,
+        html_path="javascript:alert(1)",
+        trace_path="https://evil.example/t.zip",
+        screenshots=(Capture(Screen.UNKNOWN, "../../etc/passwd", True), Capture(Screen.CONSENT, "cells/a.png")),
+    )
+    write_report(tmp_path, [evil], META)
+    html = (tmp_path / "index.html").read_text()
+    assert "javascript:alert" not in html and "evil.example" not in html and "etc/passwd" not in html
+    assert "cells/a.png" in html

@@ -257,3 +257,21 @@ def test_insufficient_scopes_and_unsigned_policy_screens(scenario):
         assert "has not signed the acceptable use policy" in authorize(client, 1000002, "forms").text
     finally:
         scenario.apps[CLIENT] = app
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"faults": [{"path": "/x", "kind": "5xx", "times": -1}]},
+        {"faults": [{"path": "/x", "kind": "5xx", "times": "many"}]},
+        {"faults": [{"path": "/x", "kind": "melt"}]},
+        {"faults": [], "latency_s": "slow"},
+        {"faults": [], "latency_s": 1e9},
+        {"faults": "all"},
+        [1, 2],
+    ],
+)
+def test_bad_fault_requests_are_refused_with_400(sim_app, body):
+    response = TestClient(sim_app).post("/__sim/faults", json=body)
+    assert response.status_code == 400 and "VALIDATION_ERROR" in response.text
+    assert sim_app.options.faults == [] and sim_app.options.latency_s == 0

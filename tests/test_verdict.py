@@ -161,3 +161,18 @@ def test_merge_names_the_cells_a_shard_never_ran(tmp_path):
     assert merged.returncode == EXIT_INFRA, merged.stdout + merged.stderr
     assert f"{len(MATRIX.cells()) - 1} planned cell(s) have no result" in merged.stdout
     assert "never planned their cells" in merged.stdout
+
+
+@pytest.mark.e2e
+def test_unknown_screens_are_loud_with_a_code_of_their_own(tmp_path, scenario):
+    options = SimOptions(test_support=True, faults=[Fault("/oauth/1000001/", "maintenance")])
+    with SimServer(create_app(scenario, options)) as server:
+        proc = cli("run", "--user", "super-admin", "--account", "free", "--scope-set", "crm-read", "--no-diagnose",
+                   "--reports", str(tmp_path), "--target-url", server.url)  # fmt: skip
+    assert proc.returncode == EXIT_UNKNOWN_SCREEN, proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if "no page object knows" in x)
+    assert "page objects need updating" in line and "unrecognized.html" in line
+    (run,) = tmp_path.glob("run-*")
+    for attempt in (1, 2):  # the HTML and screenshot of every attempt are kept
+        folder = run / "cells" / "super-admin@free--crm-read" / f"attempt-{attempt}"
+        assert (folder / "unrecognized.html").is_file() and list(folder.glob("*-unknown.png")), folder
