@@ -25,6 +25,7 @@ from scopematrix.runs import EXIT_USAGE
 if TYPE_CHECKING:
     from scopematrix.history import History
     from scopematrix.matrix import Cell, Matrix
+    from scopematrix.report.build import RunMeta
 
 SUITE = Path(__file__).parent / "suite"
 REPORTS = Path("reports")
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--account", required=True)
     diag.add_argument("--scopes", required=True, help='space-separated, e.g. "forms content"')
     diag.add_argument("--optional", default="", help="space-separated optional scopes")
+    diag.add_argument("--app", help="the app whose install URL to diagnose (default: the matrix's first)")
     for path_option in ("--matrix", "--scenario", "--env-file"):
         diag.add_argument(path_option, type=Path)
     diag.add_argument("--app-url")
@@ -276,7 +278,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "-p", "scopematrix.plugin", "-p", "no:randomly",
         "--sm-run-dir", str(run_dir), "--sm-cells", str(run_dir / PENDING),
         "--sm-target", args.target, "--sm-concurrency", str(args.concurrency), "--sm-retries", str(args.retries),
-        "--junitxml", str(run_dir / "junit.xml"), "--alluredir", str(run_dir / "allure-results"),
+        "--alluredir", str(run_dir / "allure-results"),
         "-q" if not args.quiet else "-qq", "-p", "no:warnings", "--tracing", args.tracing,
     ]  # fmt: skip
     optional = {
@@ -323,7 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         command="scopematrix " + " ".join(sys.argv[2:]),
     )
     try:
-        _write_categories(run_dir / "allure-results")
+        _write_allure_extras(run_dir / "allure-results", meta)
         results, grid = finish(run_dir, meta, matrix, args.update_baseline and not interrupted and not broken)
     except OSError as exc:  # a full disk: say so, keep what was written
         print(f"scopematrix: could not write the report in {run_dir} ({exc.strerror or exc}).", file=sys.stderr)
@@ -353,19 +355,22 @@ def _previous_meta(run_dir: Path) -> dict[str, Any] | None:
     return run
 
 
-def _write_categories(allure_dir: Path) -> None:
-    from scopematrix.model import Outcome
-
+def _write_allure_extras(allure_dir: Path, meta: RunMeta) -> None:
+    """categories.json (anchored on check_cell's messages), environment.properties and executor.json."""
     allure_dir.mkdir(parents=True, exist_ok=True)
     cats = [
-        {
-            "name": f"Outcome: {o.label}",
-            "matchedStatuses": ["failed", "broken"],
-            "messageRegex": f".*outcome={o.value}.*",
-        }
-        for o in Outcome
+        # allure-pytest puts the exception's type before the message.
+        {"name": "Regression", "matchedStatuses": ["failed"], "messageRegex": r"(?s)([\w.]+: )?regression: .*"},
+        {"name": "Unknown screen", "matchedStatuses": ["broken"], "messageRegex": r"(?s)([\w.]+: )?unknown screen: .*"},
+        {"name": "Infrastructure", "matchedStatuses": ["broken"], "messageRegex": r"(?s)([\w.]+: )?infrastructure: .*"},
     ]
-    (allure_dir / "categories.json").write_text(json.dumps(cats, indent=2))
+    (allure_dir / "categories.json").write_text(json.dumps(cats, indent=2), encoding="utf-8")
+    env = {"target": meta.target, "target_url": meta.target_url, "app": meta.app, **meta.versions}
+    lines = [f"{k.replace(' ', '_')}={v}" for k, v in env.items()]
+    (allure_dir / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    executor = {"name": "scopematrix", "type": "github" if os.environ.get("GITHUB_ACTIONS") else "local",
+                "buildName": meta.run_id, "reportName": f"scopematrix: {meta.app}"}  # fmt: skip
+    (allure_dir / "executor.json").write_text(json.dumps(executor, indent=2), encoding="utf-8")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -499,14 +504,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
                          "merge shards of one matrix only.")  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     sink = ResultSink(out / "results-merged.jsonl")
-    for n, run in enumerate(runs, 1):
+    for run in runs:
         for result in read_results(sorted(run.glob("results-*.jsonl"))):
             sink.append(result)
         for sub in ("cells", "logins", "allure-results"):
             if (run / sub).is_dir():
                 shutil.copytree(run / sub, out / sub, dirs_exist_ok=True)
-        if (run / "junit.xml").is_file():
-            shutil.copy(run / "junit.xml", out / f"junit-{n}.xml")
     first = metas[0] if metas else {}
     meta = RunMeta(
         run_id=out.name, target=first.get("target", "unknown"), target_url=first.get("target_url", ""),
@@ -546,8 +549,10 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     if user is None or account is None:
         what = f"user '{args.user}'" if user is None else f"account '{args.account}'"
         raise UsageError(f"unknown {what}.", f"use an id from {matrix.source}.")
+    if args.app is not None and args.app not in {a.id for a in matrix.spec.apps}:
+        raise UsageError(f"unknown app '{args.app}'.", f"use one of: {', '.join(a.id for a in matrix.spec.apps)}.")
     try:
-        scope_set = ScopeSetEntry(id="adhoc", scopes=args.scopes.split(), optional=args.optional.split())
+        scope_set = ScopeSetEntry(id="adhoc", app=args.app, scopes=args.scopes.split(), optional=args.optional.split())
     except ValidationError as exc:
         msg = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
         problem, _, fix = msg.partition(" Fix: ")

@@ -14,6 +14,7 @@ contradict that, delta debugging (ddmin) takes over.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -192,15 +193,25 @@ class Diagnoser:
                 raise Inconclusive.probe(scopes, out)
             return out
 
+        # Two blockers: the account lacks a scope's product AND the user can't install at all. HubSpot
+        # checks the account first, so the cell shows the account screen while the base probe shows the
+        # user's: then look for the scopes that bring the account screen back.
+        account_only = False
+
         async def blocked(extra: Sequence[str]) -> bool:
-            return (await probe(extra)).blocked
+            out = await probe(extra)
+            return out is Outcome.DENIED_ACCOUNT if account_only else out.blocked
 
         async def passes_without(removed: Sequence[str]) -> bool:
-            return (await probe([s for s in plan.droppable if s not in removed])).installs
+            out = await probe([s for s in plan.droppable if s not in removed])
+            return out is not Outcome.DENIED_ACCOUNT if account_only else out.installs
 
         try:
-            if await blocked([]):
-                return await self._base_blocked(cell, result, plan, tally)
+            base = await probe([])
+            if base.blocked:
+                if result.outcome is not Outcome.DENIED_ACCOUNT or base is Outcome.DENIED_ACCOUNT:
+                    return await self._base_blocked(cell, result, plan, tally)
+                account_only = True
             base_probes = tally[0]  # the base probe is not part of the search
             culprits, consistent = await binary_splitting(plan.droppable, blocked)
             method = "binary-splitting"
@@ -211,10 +222,18 @@ class Diagnoser:
             # Proof, not inference: the named set blocks, and the request without it installs.
             if not culprits or not await blocked(culprits) or not await passes_without(culprits):
                 raise Inconclusive("the probes contradict each other (no set both blocks and, left out, installs)")
-            findings = [await self._attribute(cell, scope, plan, tally) for scope in culprits]
+            if account_only:
+                findings = [ScopeFinding(s, "account", products_needed(s)) for s in culprits]
+            else:
+                findings = [await self._attribute(cell, scope, plan, tally) for scope in culprits]
         except Inconclusive as exc:
             return self._inconclusive(cell, plan, tally[0], str(exc))
-        return await self._explained(cell, result, plan, culprits, findings, method, search, ns, tally)
+        diagnosis = await self._explained(cell, result, plan, culprits, findings, method, search, ns, tally)
+        if not account_only:
+            return diagnosis
+        also = f"; {cell.user.id} also lacks an installer right: without them HubSpot still refuses ({base.value})"
+        grant = Remedy("grant_permissions", f"Give {cell.user.id} {MARKETPLACE} in this account.", None)
+        return dataclasses.replace(diagnosis, summary=diagnosis.summary + also, remedies=(*diagnosis.remedies, grant))
 
     async def _explained(
         self,

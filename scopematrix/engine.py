@@ -162,6 +162,8 @@ class Engine:
                 result = await self.harness.run_cell(cell, expected, expectation.reason if expectation else "")
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, the cell gets a result
                 result = self.harness.failed(cell, expected, exc)
+            if expectation is not None and expectation.must_install:
+                result = dataclasses.replace(result, must_install=True)
             if self.diagnose and result.outcome.blocked:
                 result = await self._diagnosed(cell, result)
         if self.sink is not None:

@@ -436,7 +436,7 @@ class Harness:
         expected_state: str,
         statuses: list[int],
     ) -> Walk:
-        walk = Walk(Outcome.UNRECOGNIZED, message="too many screens without a decision")
+        walk = Walk(Outcome.UNRECOGNIZED)
         for _ in range(self.options.max_steps):
             obj = await identify(page, self.options.grace_s, self.options.timeout_ms)
             if obj is None and not self.options.pinned and await AccountPickerPage(page).lists(plan.hub_id):
@@ -481,6 +481,8 @@ class Harness:
                 break
             walk.outcome, walk.message = Outcome.UNRECOGNIZED, f"unexpected screen: {obj.SCREEN.value}"
             break
+        else:
+            walk.outcome, walk.message = Outcome.UNRECOGNIZED, "too many screens without a decision"
         if walk.outcome is Outcome.UNRECOGNIZED:
             # The page objects need updating: keep what the screen was, on every attempt.
             walk.html_path = await self._save_html(page, plan.folder)

@@ -132,6 +132,7 @@ class CellResult:
     screenshots: tuple[Capture, ...] = ()
     expected: Outcome | None = None
     expectation_reason: str = ""
+    must_install: bool = False  # the baseline marks this cell as one that must keep installing
     attempts: int = 1
     duration_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -146,6 +147,11 @@ class CellResult:
     @property
     def matches_expectation(self) -> bool:
         return self.expected is None or self.expected is self.outcome
+
+    @property
+    def regression(self) -> bool:
+        """HubSpot decided, and not as expected (infrastructure trouble never counts)."""
+        return not self.matches_expectation and not self.outcome.infrastructure
 
     @property
     def decisive(self) -> Capture | None:

@@ -7,7 +7,6 @@ simulator once and writes the report from every worker's results file.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from scopematrix.engine import BrowserOptions, Engine, ResultSink
 from scopematrix.errors import UsageError
 from scopematrix.flow import FlowOptions
 from scopematrix.matrix import Cell, Matrix, load_matrix
-from scopematrix.model import CellResult
+from scopematrix.model import CellResult, Outcome
 from scopematrix.runs import read_ids
 from scopematrix.target import Target, live_target, load_env
 
@@ -241,26 +240,36 @@ def cell_result(request: pytest.FixtureRequest, user: str, account: str, scope_s
     state = request.config.stash[STATE]
     engine = _engine(request.config)
     _prefetch(state, request.session, engine, user)
-    result = engine.result(state.by_id[f"{user}@{account}/{scope_set}"])
-    _allure(result, state.run_dir)
-    return result
+    return engine.result(state.by_id[f"{user}@{account}/{scope_set}"])
 
 
-def _allure(result: CellResult, run_dir: Path) -> None:
-    allure.dynamic.title(result.cell_id)
-    allure.dynamic.parameter("user", result.user)
-    allure.dynamic.parameter("account", result.account)
-    allure.dynamic.parameter("scope_set", result.scope_set)
+def record_allure(config: pytest.Config, result: CellResult) -> None:
+    """Allure labels and evidence for a cell; called from the test body, so the title sticks and the
+    attachments belong to the test, not to a fixture's set-up."""
+    run_dir = config.stash[STATE].run_dir
+    allure.dynamic.title(f"{result.user} × {result.scope_set} on {result.account}: {result.outcome.label}")
+    allure.dynamic.parent_suite(result.account)
+    allure.dynamic.suite(result.user)
+    allure.dynamic.sub_suite(result.scope_set)
     allure.dynamic.tag(result.outcome.value)
     allure.dynamic.story(result.outcome.label)
     allure.dynamic.feature(result.account)
-    for cap in result.screenshots:
-        with allure.step(f"screen: {cap.screen.value}" + (" (decisive)" if cap.decisive else "")):
-            path = run_dir / cap.path
-            if path.is_file():
-                allure.attach.file(str(path), name=cap.screen.value, attachment_type=allure.attachment_type.PNG)
-    if result.diagnosis is not None:
-        allure.attach(json.dumps(result.to_dict()["diagnosis"], indent=2), "diagnosis", allure.attachment_type.JSON)
+    decisive = result.decisive
+    if decisive is not None and (run_dir / decisive.path).is_file():
+        allure.attach.file(str(run_dir / decisive.path), name=f"decisive screen: {decisive.screen.value}",
+                           attachment_type=allure.attachment_type.PNG)  # fmt: skip
+    if result.html_path and (run_dir / result.html_path).is_file():
+        allure.attach.file(str(run_dir / result.html_path), name="unknown screen (HTML)",
+                           attachment_type=allure.attachment_type.HTML)  # fmt: skip
+    if result.trace_path and (run_dir / result.trace_path).is_file():
+        allure.attach.file(str(run_dir / result.trace_path), name="Playwright trace", extension="zip")
+    d = result.diagnosis
+    if d is not None:
+        lines = [d.summary, f"blocking scopes: {', '.join(d.blocking_scopes) or '-'}; attribution: {d.attribution}"]
+        lines += [f"{f.scope}: {f.level}-level {f.hint}".rstrip() for f in d.findings]
+        verdict = {True: "verified", False: "does not work", None: "not probed"}
+        lines += [f"fix ({r.kind}, {verdict[r.verified]}): {r.summary}" for r in d.remedies]
+        allure.attach("\n".join(lines), name="diagnosis", attachment_type=allure.attachment_type.TEXT)
 
 
 class InfrastructureTrouble(Exception):
@@ -268,12 +277,16 @@ class InfrastructureTrouble(Exception):
 
 
 def check_cell(result: CellResult) -> None:
-    detail = f"outcome={result.outcome.value} heading={result.heading!r} message={result.message!r}"
+    """The test's verdict is the cell's: a regression fails, infrastructure trouble is broken."""
+    detail = f"{result.cell_id}: {result.heading} - {result.message}"
+    if result.outcome is Outcome.UNRECOGNIZED and not result.matches_expectation:
+        raise InfrastructureTrouble(f"unknown screen: {detail}")
     if result.outcome.infrastructure and not result.matches_expectation:
-        raise InfrastructureTrouble(detail)
-    if not result.matches_expectation:
+        raise InfrastructureTrouble(f"infrastructure: {result.outcome.value}: {detail}")
+    if result.regression:
         assert result.expected is not None
-        raise AssertionError(f"expected={result.expected.value} {detail}")
+        why = f" ({result.diagnosis.summary})" if result.diagnosis else ""
+        raise AssertionError(f"regression: expected {result.expected.value}, got {result.outcome.value}{why}: {detail}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -16,7 +16,7 @@ from scopematrix.browser import find_browser
 from scopematrix.engine import BrowserOptions, Engine
 from scopematrix.flow import FlowOptions
 from scopematrix.matrix import Cell, Matrix, ScopeSetEntry, load_matrix
-from scopematrix.model import CellResult
+from scopematrix.model import CellResult, Outcome
 from scopematrix.simtarget import sim_target
 from scopematrix.simulator.app import create_app
 from scopematrix.simulator.scenario import Scenario
@@ -33,20 +33,32 @@ def without_probe_app(matrix: Matrix) -> Matrix:
     return Matrix(spec, matrix.source, matrix.baseline, matrix.baseline_path)
 
 
-def blocked(scenario: Scenario, cell: Cell, scopes: list[str]) -> bool:
+def probe(scenario: Scenario, cell: Cell, scopes: list[str]) -> Outcome:
     """The rules' answer for a probe: the cell's user and account, only `scopes`, sent through the probe
     app (any subset is valid there), after the cell's precondition as the diagnosis replays it."""
     probe_set = ScopeSetEntry(id="probe", scopes=scopes or ["oauth"], installed_by=cell.scope_set.installed_by)
-    probe = Cell(cell.user, cell.account, probe_set)
     replayed = ScopeSetEntry(id="pre", scopes=[s for s in cell.scope_set.scopes if s != "oauth"] or ["oauth"])
-    return expected_outcome(scenario, probe, MATRIX, replayed, app=MATRIX.spec.probe_app).blocked
+    return expected_outcome(scenario, Cell(cell.user, cell.account, probe_set), MATRIX, replayed,
+                            app=MATRIX.spec.probe_app)  # fmt: skip
+
+
+def blocked(scenario: Scenario, cell: Cell, scopes: list[str]) -> bool:
+    return probe(scenario, cell, scopes).blocked
 
 
 def truth(scenario: Scenario, cell: Cell) -> set[str] | None:
-    """The scopes that block on their own; None when even the base scope is blocked (installer-level)."""
-    if blocked(scenario, cell, []):
-        return None
-    return {s for s in cell.scope_set.scopes if s != "oauth" and blocked(scenario, cell, [s])}
+    """The scopes that block on their own; None when even the base scope is blocked (installer-level).
+
+    With two blockers (the cell shows the account screen, the base probe the user's), the truth is the
+    scopes that bring the account screen back."""
+    requested = [s for s in cell.scope_set.scopes if s != "oauth"]
+    base = probe(scenario, cell, [])
+    expectation = MATRIX.expectation(cell.id)
+    if base.blocked:
+        if expectation is None or expectation.outcome is not Outcome.DENIED_ACCOUNT or base is Outcome.DENIED_ACCOUNT:
+            return None
+        return {s for s in requested if probe(scenario, cell, [s]) is Outcome.DENIED_ACCOUNT}
+    return {s for s in requested if blocked(scenario, cell, [s])}
 
 
 def diagnose_all(scenario: Scenario, matrix: Matrix) -> tuple[list[Cell], dict[str, CellResult]]:

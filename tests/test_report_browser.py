@@ -78,3 +78,16 @@ def test_grid_filters_detail_and_keyboard(tmp_path: Path, page: Page) -> None:
     page.get_by_role("button", name="alice@pro/crm").focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("dialog")).to_contain_text("alice@pro/crm")
+
+
+def test_the_grid_says_why_and_what_was_expected_and_scrolls_in_its_box_on_a_phone(tmp_path: Path, page: Page) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(make_report(tmp_path).as_uri())
+    bob = page.get_by_role("button", name="bob@pro/crm")
+    expect(bob).to_contain_text("forms, content")  # the blocking scopes, in the grid
+    expect(bob).to_contain_text("expected granted, got denied_permissions")
+    expect(page.locator("#regressions")).to_contain_text("1 regression(s)")
+    # The page never scrolls sideways: the grid does, inside its own box.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    bob.click()
+    expect(page.get_by_role("dialog")).to_contain_text("not reachable now")  # a simulator URL, marked

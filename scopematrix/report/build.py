@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from scopematrix.model import RESULTS_SCHEMA_VERSION, CellResult, Outcome
+from scopematrix.report.junit import write_junit
 
 # Okabe-Ito, a colour-blind-safe palette; every cell also carries its label as text.
 COLOURS: dict[Outcome, tuple[str, str]] = {
@@ -76,41 +77,35 @@ def results_document(results: Sequence[CellResult], meta: RunMeta) -> dict[str, 
 
 
 CSV_FIELDS = (
-    "cell_id user role account hub_id scope_set outcome expected matches heading message missing_permissions "
-    "requested_scopes optional_scopes offered_scopes granted_scopes blocking_scopes attribution attempts duration_s"
+    "cell_id user role account hub_id scope_set outcome expected matches regression expectation_reason must_install "
+    "heading message missing_permissions requested_scopes optional_scopes offered_scopes granted_scopes "
+    "blocking_scopes attribution diagnosis remedies decisive_screenshot attempts duration_s"
 ).split()
 
 
 def write_csv(path: Path, results: Sequence[CellResult]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    """UTF-8 with a byte-order mark, so Excel reads "Couldn’t" as written."""
+    with path.open("w", newline="", encoding="utf-8-sig") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_FIELDS)
         for r in sorted(results, key=sort_key):
             d = r.diagnosis
+            remedies = " | ".join(
+                f"{x.summary} ({ {True: 'verified', False: 'does not work', None: 'not probed'}[x.verified] })"
+                for x in (d.remedies if d else ())
+            )
             w.writerow(
                 [
-                    r.cell_id,
-                    r.user,
-                    r.role,
-                    r.account,
-                    r.hub_id,
-                    r.scope_set,
-                    r.outcome.value,
-                    r.expected.value if r.expected else "",
-                    r.matches_expectation,
-                    r.heading,
-                    r.message,
-                    " ".join(r.missing_permissions),
-                    " ".join(r.requested_scopes),
-                    " ".join(r.optional_scopes),
+                    r.cell_id, r.user, r.role, r.account, r.hub_id, r.scope_set, r.outcome.value,
+                    r.expected.value if r.expected else "", r.matches_expectation, r.regression,
+                    r.expectation_reason, r.must_install, r.heading, r.message, " ".join(r.missing_permissions),
+                    " ".join(r.requested_scopes), " ".join(r.optional_scopes),
                     " ".join(r.offered_scopes) if r.offered_scopes is not None else "(not read)",
-                    " ".join(r.granted_scopes or ()),
-                    " ".join(d.blocking_scopes) if d else "",
-                    d.attribution if d else "",
-                    r.attempts,
-                    r.duration_s,
+                    " ".join(r.granted_scopes or ()), " ".join(d.blocking_scopes) if d else "",
+                    d.attribution if d else "", d.summary if d else "", remedies,
+                    r.decisive.path if r.decisive else "", r.attempts, r.duration_s,
                 ]
-            )
+            )  # fmt: skip
 
 
 def text_grid(results: Sequence[CellResult], width: int = 14) -> str:
@@ -155,8 +150,10 @@ def text_diagnoses(results: Sequence[CellResult]) -> str:
 
 def summary_line(results: Sequence[CellResult]) -> str:
     parts = [f"{o.value}: {n}" for o, n in counts(results).items() if n]
-    mism = sum(1 for r in results if not r.matches_expectation)
-    return f"{len(results)} cells - " + ", ".join(parts) + f" - {mism} differ from expectation"
+    mism = [r for r in results if not r.matches_expectation]
+    regressions = sum(1 for r in mism if r.regression)
+    line = f"{len(results)} cells - " + ", ".join(parts) + f" - {len(mism)} differ from expectation"
+    return line + (f" ({regressions} regression(s), {len(mism) - regressions} infrastructure)" if mism else "")
 
 
 def local_link(path: str) -> str:
@@ -166,6 +163,18 @@ def local_link(path: str) -> str:
     if not path or parts.scheme or parts.netloc or path.startswith(("/", "\\")) or ".." in Path(path).parts:
         return ""
     return path
+
+
+def blocked_by(r: CellResult) -> str:
+    """What the grid shows under a blocked cell: its blocking scopes, "installer", or the candidates."""
+    d = r.diagnosis
+    if d is None:
+        return ""
+    if d.blocking_scopes:
+        return ", ".join(d.blocking_scopes)
+    if d.attribution == "installer":
+        return "installer"
+    return f"among {', '.join(d.candidates)}" if d.candidates else "not isolated"
 
 
 def _cell_view(r: CellResult, target: str, changes: dict[str, str], trends: dict[str, list[str]]) -> dict[str, Any]:
@@ -178,6 +187,9 @@ def _cell_view(r: CellResult, target: str, changes: dict[str, str], trends: dict
     d["change"] = changes.get(r.cell_id, "")
     d["trend"] = trends.get(r.cell_id, [])
     d["matches"] = r.matches_expectation
+    d["regression"] = r.regression
+    d["why"] = blocked_by(r)
+    d["url_note"] = "the embedded simulator's address during the run, not reachable now" if target == "sim" else ""
     d["bg"], d["fg"] = COLOURS[r.outcome]
     return d
 
@@ -230,7 +242,9 @@ def write_html(
             {"value": o.value, "label": o.label, "bg": COLOURS[o][0], "fg": COLOURS[o][1], "count": tally[o]}
             for o in Outcome
         ],
-        mismatches=sum(1 for r in ordered if not r.matches_expectation),
+        regressions=sum(1 for r in ordered if r.regression),
+        unknown=sum(1 for r in ordered if r.outcome is Outcome.UNRECOGNIZED and not r.matches_expectation),
+        infrastructure=sum(1 for r in ordered if r.outcome is Outcome.ERROR and not r.matches_expectation),
         total=len(ordered),
     )
     path.write_text(html, encoding="utf-8")
@@ -249,6 +263,7 @@ def write_report(
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=False), encoding="utf-8")
     tmp.replace(run_dir / "results.json")
     write_csv(run_dir / "results.csv", results)
+    write_junit(run_dir / "junit.xml", results, meta.run_id, meta.started_at)
     write_html(run_dir / "index.html", results, meta, changes, trends)
     (run_dir / "summary.txt").write_text(text_grid(results) + "\n", encoding="utf-8")
     latest = run_dir.parent / "latest"

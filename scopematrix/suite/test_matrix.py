@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scopematrix.model import CellResult
-from scopematrix.plugin import check_cell
+from scopematrix.plugin import check_cell, record_allure
 
 
-def test_cell(user: str, account: str, scope_set: str, cell_result: CellResult) -> None:
+def test_cell(user: str, account: str, scope_set: str, cell_result: CellResult, pytestconfig: pytest.Config) -> None:
+    record_allure(pytestconfig, cell_result)
     check_cell(cell_result)
