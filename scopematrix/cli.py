@@ -25,6 +25,7 @@ from scopematrix.runs import EXIT_USAGE
 if TYPE_CHECKING:
     from scopematrix.history import History
     from scopematrix.matrix import Cell, Matrix
+    from scopematrix.model import CellResult
     from scopematrix.report.build import RunMeta
 
 SUITE = Path(__file__).parent / "suite"
@@ -330,6 +331,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:  # a full disk: say so, keep what was written
         print(f"scopematrix: could not write the report in {run_dir} ({exc.strerror or exc}).", file=sys.stderr)
         return EXIT_INFRA
+    _allure_durations(run_dir / "allure-results", results)
     missing = missing_cells(planned, gather(run_dir))
     stale = matrix.stale_expectations()
     diagnoses = text_diagnoses(results)
@@ -353,6 +355,24 @@ def _previous_meta(run_dir: Path) -> dict[str, Any] | None:
         return None
     run: dict[str, Any] = json.loads(path.read_text())["run"]
     return run
+
+
+def _allure_durations(allure_dir: Path, results: Sequence[CellResult]) -> None:
+    """Give each Allure result its cell's own duration: the test body only waits for a cell that the engine
+    ran concurrently, so the times allure-pytest measured are waits, not work."""
+    by_cell = {(r.account, r.user, r.scope_set): r for r in results}
+    for path in allure_dir.glob("*-result.json"):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            labels: dict[str, str] = {x["name"]: x["value"] for x in doc.get("labels", [])}
+            r = by_cell.get((labels.get("parentSuite", ""), labels.get("suite", ""), labels.get("subSuite", "")))
+            if r is None or not r.finished_at:
+                continue
+            stop = int(datetime.fromisoformat(r.finished_at).timestamp() * 1000)
+            doc["start"], doc["stop"] = stop - int(r.duration_s * 1000), stop
+            path.write_text(json.dumps(doc), encoding="utf-8")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
 
 
 def _write_allure_extras(allure_dir: Path, meta: RunMeta) -> None:

@@ -181,9 +181,12 @@ class Diagnoser:
         user, hub = cell.user.id, cell.account.hub_id
         ns = self.harness.namespace(cell.id, "diag") if cell.scope_set.installed_by else ""
         if ns:  # replay the precondition inside the diagnosis namespace, with the probing app
-            replay = WalkPlan.for_cell(cell, cell.scope_set.installed_by, namespace=ns, approve=True, app=plan.app)
+            replay = WalkPlan.for_cell(
+                cell, cell.scope_set.installed_by, namespace=ns, approve=True, app=plan.app, exchange=False
+            )
             if plan.probe_app:
-                replay = WalkPlan(replay.user_id, hub, plan.droppable, (), ns, approve=True, app=plan.app)
+                replay = WalkPlan(replay.user_id, hub, plan.droppable, (), ns, approve=True, app=plan.app,
+                                  exchange=False)  # fmt: skip
             await self.harness.walk(replay)
 
         async def probe(extra: Sequence[str]) -> Outcome:
@@ -362,7 +365,9 @@ class Diagnoser:
         ns = self.harness.namespace(cell.id, "remedy-super-admin")
         hub, scopes, optional = cell.account.hub_id, tuple(cell.scope_set.scopes), tuple(cell.scope_set.optional)
         app = cell.scope_set.app or ""
-        first = await self.harness.walk(WalkPlan.for_cell(cell, super_admin, namespace=ns, approve=True))
+        first = await self.harness.walk(
+            WalkPlan.for_cell(cell, super_admin, namespace=ns, approve=True, exchange=False)
+        )
         self.probes.count += 1
         tally[0] += 1
         if not first.outcome.installs:

@@ -73,6 +73,7 @@ class Walk:
     error: str = ""
     html_path: str = ""
     needs_login: bool = False
+    navigations: int = 0  # main-frame document requests, redirects included
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ class WalkPlan:
     client_id: str | None = None  # deliberate misconfigurations of a scope set
     redirect_uri: str | None = None
     account_name: str = ""  # picks the account in the picker when a row shows no Hub ID
+    # After "Connect app": exchange the code and read the granted scopes. A precondition install needs
+    # only HubSpot's approval (the redirect with the state it sent), not tokens.
+    exchange: bool = True
 
     @classmethod
     def for_cell(cls, cell: Cell, user_id: str | None = None, **options: Any) -> WalkPlan:
@@ -192,6 +196,7 @@ class Harness:
         self._idle: dict[str, list[tuple[BrowserContext, Page]]] = {}
         self._redirects: dict[Page, asyncio.Future[str]] = {}
         self._login_locks: dict[str, asyncio.Lock] = {}
+        self._login_navs: dict[str, int] = {}
         self._limiter = LoginLimiter(logins_per_minute)
         # Bounds logins in flight; the engine sets it to its concurrency.
         self.slots = asyncio.Semaphore(4)
@@ -277,8 +282,15 @@ class Harness:
         folder = self.run_dir / "logins" / slug(user_id)
         captures: list[Capture] = []
         context = await self._context(None)
+        navigations = [0]
+
+        def on_request(request: Request) -> None:
+            if request.is_navigation_request() and request.frame.parent_frame is None:
+                navigations[0] += 1
+
         try:
             page = await context.new_page()
+            page.on("request", on_request)
             await page.goto(self.target.app_url + "/login", wait_until="domcontentloaded")
             for _ in range(self.options.max_steps):
                 # Past /login the account's home page shows; no page object knows it, so don't wait long.
@@ -315,7 +327,13 @@ class Harness:
                 self.redact(f"login failed: {exc.message.splitlines()[0]}"), tuple(captures), Outcome.ERROR
             )
         finally:
+            self._login_navs[user_id] = navigations[0]
             await context.close()
+
+    def _login_navigations(self, user_id: str) -> dict[str, float]:
+        """The navigations of the login this process did for the user, on the first cell that follows it."""
+        done = self._login_navs.pop(user_id, None)
+        return {} if done is None else {"login_navigations": float(done)}
 
     # -- the walk --------------------------------------------------------------------------------------------
 
@@ -383,7 +401,11 @@ class Harness:
             if response.request.resource_type == "document" and response.frame.parent_frame is None:
                 statuses.append(response.status)
 
+        navigations = [0]
+
         def on_request(request: Request) -> None:
+            if request.is_navigation_request() and request.frame.parent_frame is None:
+                navigations[0] += 1
             # The headless shell never hands a redirect (302) to the route above: read it from the request.
             if request.is_navigation_request() and self._redirect_re.match(request.url):
                 self._redirected(page, request.url)
@@ -408,6 +430,7 @@ class Harness:
             self._redirects.pop(page, None)
             page.remove_listener("response", on_response)
             page.remove_listener("request", on_request)
+            walk.navigations = navigations[0]
             if plan.tracing and plan.folder is not None:
                 await self._stop_tracing(
                     context, plan.folder, keep=self.options.tracing == "on" or walk.outcome.infrastructure
@@ -503,6 +526,8 @@ class Harness:
             walk.outcome, walk.error = Outcome.ERROR, "callback rejected: state does not match the one sent"
             walk.message = walk.error
             return
+        if not plan.exchange:
+            return  # approved: HubSpot redirected with our state
         app = self.target.apps[plan.app or self.target.main_app]
         api = self.target.api_url
         form = {
@@ -562,9 +587,10 @@ class Harness:
             plan = WalkPlan.for_cell(
                 cell, namespace=ns, approve=self.options.approve, folder=folder, tracing=self.options.tracing != "off"
             )
-            if cell.scope_set.installed_by:
+            own_login = self._states.get(cell.user.id)
+            if cell.scope_set.installed_by and not isinstance(own_login, LoginFailure):
                 installer = cell.scope_set.installed_by
-                pre = await self.walk(WalkPlan.for_cell(cell, installer, namespace=ns, approve=True))
+                pre = await self.walk(WalkPlan.for_cell(cell, installer, namespace=ns, approve=True, exchange=False))
                 timings["precondition_s"] = round(time.monotonic() - t0, 3)
                 if pre.outcome.infrastructure:
                     # An outage during the precondition says nothing about this cell: infrastructure, retried.
@@ -577,6 +603,7 @@ class Harness:
             t1 = time.monotonic()
             walk = await self.walk(plan)
             timings["flow_s"] = round(time.monotonic() - t1, 3)
+            timings["navigations"] = float(walk.navigations)
             await self.reset(ns)
             if not walk.outcome.infrastructure:
                 break
@@ -602,11 +629,11 @@ class Harness:
             expectation_reason=reason,
             attempts=attempts,
             duration_s=round(time.monotonic() - started, 3),
-            timings=timings,
             authorize_url=url,
             error=walk.error,
             html_path=walk.html_path,
             trace_path=str(trace.relative_to(self.run_dir)) if trace.exists() else "",
+            timings=dict(timings, **self._login_navigations(cell.user.id)),
             installed_by=cell.scope_set.installed_by,
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )

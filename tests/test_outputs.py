@@ -22,6 +22,7 @@ from scopematrix.model import Capture, CellResult, Diagnosis, Outcome, Screen
 from scopematrix.report.build import RunMeta, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
+ALLURE_CLI = "2.34.1"
 META = RunMeta("run-x", "sim", "embedded simulator", "Seed App", "2026-11-28T00:00:00+00:00", 1.0)
 
 
@@ -111,8 +112,20 @@ def test_allure_results_have_suites_titles_attachments_and_anchored_categories(t
             assert r["status"] == "failed" and matched == ["Regression"], (r["status"], matched)
         else:
             assert r["status"] == "passed" and matched == []
+        cell = json.loads((run / "results.json").read_text())["cells"]
+        own = next(c for c in cell if c["scope_set"] == labels["subSuite"])
+        assert abs((r["stop"] - r["start"]) / 1000 - own["duration_s"]) < 0.01  # the cell's own duration
     assert (allure / "environment.properties").read_text().startswith("target=sim")
     assert json.loads((allure / "executor.json").read_text())["buildName"] == run.name
+    # The Allure CLI itself (npm allure-commandline, on Java) builds the report and files the regression.
+    report = tmp_path / "allure-report"
+    built = subprocess.run(["npx", "--yes", f"allure-commandline@{ALLURE_CLI}", "generate", str(allure), "-o",
+                            str(report), "--clean"], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    widget = json.loads((report / "widgets/categories.json").read_text())
+    assert {c["name"]: c["statistic"]["total"] for c in widget["items"]} == {"Regression": 1}
+    suites = json.loads((report / "widgets/suites.json").read_text())
+    assert [s["name"] for s in suites["items"]] == ["free"]
 
 
 def test_the_nightly_workflow_passes_zizmor_and_shellcheck(tmp_path):
