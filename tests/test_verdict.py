@@ -70,8 +70,8 @@ def test_cells_lost_to_a_browser_that_never_came_are_named_and_not_green(tmp_pat
 
 @pytest.mark.e2e
 def test_an_outage_during_the_precondition_install_is_infrastructure_not_a_regression(tmp_path, scenario):
-    # The super admin's install (precondition) needs the token endpoint; the cell itself doesn't.
-    options = SimOptions(test_support=True, faults=[Fault("/oauth/v1/token", "5xx")])
+    # The super admin's install (precondition) posts the consent decision; the cell itself doesn't.
+    options = SimOptions(test_support=True, faults=[Fault("/oauth/authorize/decision", "5xx")])
     with SimServer(create_app(scenario, options)) as server:
         proc = cli("run", "--user", "admin-no-marketplace", "--account", "marketing-pro", "--scope-set",
                    "crm-after-super-admin", "--no-diagnose", "--reports", str(tmp_path),

@@ -22,6 +22,13 @@ def words(text: str) -> re.Pattern[str]:
     return re.compile(r"\s+".join(parts), re.I)
 
 
+def any_of(first: Locator, *others: Locator) -> Locator:
+    """The first visible match of any of these locators (one selector generation or another)."""
+    for other in others:
+        first = first.or_(other)
+    return first.filter(visible=True).first
+
+
 def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("\u00a0", " ")).strip()
 

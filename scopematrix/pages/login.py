@@ -11,7 +11,7 @@ import re
 from playwright.async_api import Locator, Page
 
 from scopematrix.model import Screen
-from scopematrix.pages.base import BasePage, words
+from scopematrix.pages.base import BasePage, any_of, words
 
 LOGIN_ERRORS = re.compile(
     "|".join(
@@ -56,21 +56,17 @@ class LoginEmailPage(_LoginStep):
     def __init__(self, page: Page) -> None:
         super().__init__(page)
         # Current multi-step login, the 2019-21 single form (#username) [R32], or any email input.
-        self.email = (
-            page.locator('[data-test-id="email-input-field"]')
-            .or_(page.locator("input#username"))
-            .or_(page.locator("input[type=email]"))
-            .or_(page.get_by_label(re.compile(r"^\s*Email( address)?\s*$", re.I)))
-            .filter(visible=True)
-            .first
+        self.email = any_of(
+            page.locator('[data-test-id="email-input-field"]'),
+            page.locator("input#username"),
+            page.locator("input[type=email]"),
+            page.get_by_label(re.compile(r"^\s*Email( address)?\s*$", re.I)),
         )
-        self.next_button = (
-            page.locator('[data-test-id="email-submit-button"]')
-            .or_(page.locator("#loginBtn"))
-            .or_(page.get_by_role("button", name=NEXT))
-            .or_(page.get_by_role("button", name=LOG_IN))
-            .filter(visible=True)
-            .first
+        self.next_button = any_of(
+            page.locator('[data-test-id="email-submit-button"]'),
+            page.locator("#loginBtn"),
+            page.get_by_role("button", name=NEXT),
+            page.get_by_role("button", name=LOG_IN),
         )
 
     def identity(self) -> Locator:
@@ -85,19 +81,14 @@ class LoginPasswordPage(_LoginStep):
 
     def __init__(self, page: Page) -> None:
         super().__init__(page)
-        self.password = (
-            page.locator('[data-test-id="password-input-field"]')
-            .or_(page.locator("input[type=password]"))
-            .filter(visible=True)
-            .first
+        self.password = any_of(
+            page.locator('[data-test-id="password-input-field"]'), page.locator("input[type=password]")
         )
-        self.login_button = (
-            page.locator('[data-test-id="password-login-submit"]')
-            .or_(page.locator('[data-test-id="password-login-button"]'))
-            .or_(page.locator("#loginBtn"))
-            .or_(page.get_by_role("button", name=LOG_IN))
-            .filter(visible=True)
-            .first
+        self.login_button = any_of(
+            page.locator('[data-test-id="password-login-submit"]'),
+            page.locator('[data-test-id="password-login-button"]'),
+            page.locator("#loginBtn"),
+            page.get_by_role("button", name=LOG_IN),
         )
 
     def identity(self) -> Locator:
@@ -112,20 +103,16 @@ class TwoFactorPage(_LoginStep):
 
     def __init__(self, page: Page) -> None:
         super().__init__(page)
-        self.code = (
-            page.locator('[data-test-id="two-factor-code-input"]')
-            .or_(page.locator("input#code"))
-            .or_(page.locator("input[autocomplete=one-time-code]"))
-            .or_(page.get_by_label(re.compile(r"\bcode\b", re.I)))
-            .filter(visible=True)
-            .first
+        self.code = any_of(
+            page.locator('[data-test-id="two-factor-code-input"]'),
+            page.locator("input#code"),
+            page.locator("input[autocomplete=one-time-code]"),
+            page.get_by_label(re.compile(r"\bcode\b", re.I)),
         )
-        self.verify_button = (
-            page.locator('[data-test-id="2fa-code-submit"]')
-            .or_(page.locator('[data-test-id="confirm-to-login-submit"]'))
-            .or_(page.get_by_role("button", name=VERIFY))
-            .filter(visible=True)
-            .first
+        self.verify_button = any_of(
+            page.locator('[data-test-id="2fa-code-submit"]'),
+            page.locator('[data-test-id="confirm-to-login-submit"]'),
+            page.get_by_role("button", name=VERIFY),
         )
 
     def identity(self) -> Locator:
