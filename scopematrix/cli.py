@@ -281,6 +281,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "--sm-target", args.target, "--sm-concurrency", str(args.concurrency), "--sm-retries", str(args.retries),
         "--alluredir", str(run_dir / "allure-results"),
         "-q" if not args.quiet else "-qq", "-p", "no:warnings", "--tracing", args.tracing,
+        # pytest-playwright empties its --output folder at start: never the user's ./test-results.
+        "--output", str(run_dir / "playwright-output"),
     ]  # fmt: skip
     optional = {
         "--sm-matrix": args.matrix, "--sm-scenario": args.scenario, "--sm-app-url": args.app_url,

@@ -176,3 +176,17 @@ def test_unknown_screens_are_loud_with_a_code_of_their_own(tmp_path, scenario):
     for attempt in (1, 2):  # the HTML and screenshot of every attempt are kept
         folder = run / "cells" / "super-admin@free--crm-read" / f"attempt-{attempt}"
         assert (folder / "unrecognized.html").is_file() and list(folder.glob("*-unknown.png")), folder
+
+
+@pytest.mark.e2e
+def test_a_run_leaves_other_tools_files_alone(tmp_path):
+    """pytest-playwright deletes its output folder when a session starts; ours lives in the run folder."""
+    theirs = tmp_path / "test-results"
+    theirs.mkdir()
+    (theirs / "keep.txt").write_text("someone else's")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))}
+    proc = subprocess.run([sys.executable, "-m", "scopematrix.cli", "run", "--user", "super-admin", "--account", "free",
+                           "--scope-set", "crm-read", "--no-diagnose", "--reports", str(tmp_path / "r")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=base)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (theirs / "keep.txt").read_text() == "someone else's"
