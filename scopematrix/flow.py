@@ -310,7 +310,7 @@ class Harness:
                 if isinstance(obj, LoginEmailPage):
                     await obj.submit_email(creds.email)
                 elif isinstance(obj, LoginPasswordPage):
-                    await obj.submit_password(creds.password)
+                    await obj.submit_password(creds.password, creds.email)
                 elif isinstance(obj, TwoFactorPage):
                     if not creds.totp_secret:
                         await self._capture(obj, page, folder, captures)

@@ -16,6 +16,7 @@ from scopematrix.model import Outcome, Screen
 from scopematrix.pages.account_picker import AccountPickerPage
 from scopematrix.pages.consent import ConsentPage
 from scopematrix.pages.errors import ConnectionErrorPage, ErrorCause, PermissionDeniedPage
+from scopematrix.pages.login import LoginPasswordPage
 from scopematrix.pages.screens import identify, screen_of
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +65,11 @@ SCREENS = [
         Screen.NEEDS_APPROVAL,
     ),
     ("<div>Select your HubSpot account</div><a href='#'>Acme (123456)</a>", Screen.ACCOUNT_PICKER),
+    # The generic heading only in the window title; the cause sentence alone says what this is.
+    (
+        "<title>Couldn’t complete the connection</title><p>An invalid scope name was provided.</p>",
+        Screen.CONNECTION_ERROR,
+    ),
     ("<h1>Scheduled maintenance</h1><p>Back soon.</p>", Screen.UNKNOWN),
 ]
 
@@ -138,3 +144,18 @@ def test_an_account_is_picked_by_its_hub_id_or_name_anywhere_in_the_row():
         return await page.title()
 
     assert on_page(by_name, pick_name) == "acme"
+
+
+def test_a_single_form_login_gets_the_email_and_the_password():
+    html = (
+        "<form onsubmit=\"document.body.innerHTML='<p>'+this.u.value+'|'+this.p.value+'</p>';return false\">"
+        "<label for=u>Email address</label><input id=username name=u type=text>"
+        "<label for=p>Password</label><input id=p name=p type=password><button id=loginBtn>Log in</button></form>"
+    )
+
+    async def login(page: Page) -> str:
+        assert screen_of(await identify(page, 1.0, 2000)) is Screen.LOGIN_PASSWORD
+        await LoginPasswordPage(page).submit_password("pw", "a@b.c")
+        return str(await page.evaluate("document.body.innerText")).strip()
+
+    assert on_page(html, login) == "a@b.c|pw"

@@ -69,6 +69,10 @@ REQUEST_APPROVAL = re.compile(r"^\s*Request\s+approval\b", re.I)
 CANCELLED = words("Connection cancelled")
 
 
+# Any of the body texts: a screen that shows one is an error screen, whatever its heading.
+ANY_CAUSE = re.compile("|".join(f"(?:{p.pattern})" for p, _ in _CAUSES), re.I)
+
+
 def cause_of(message: str) -> ErrorCause:
     return next((cause for pattern, cause in _CAUSES if pattern.search(message)), ErrorCause.UNKNOWN)
 
@@ -85,9 +89,10 @@ class ConnectionErrorPage(BasePage):
     def __init__(self, page: Page) -> None:
         super().__init__(page)
         self.title = _visible_text(page, CONNECTION_TITLE)
+        self.reason = _visible_text(page, ANY_CAUSE)
 
     def identity(self) -> Locator:
-        return self.title
+        return self.title.or_(self.reason)
 
     async def message(self) -> str:
         """The sentence that says why: the line naming a known cause, else the first one after the title."""

@@ -94,7 +94,11 @@ class LoginPasswordPage(_LoginStep):
     def identity(self) -> Locator:
         return self.password
 
-    async def submit_password(self, password: str) -> None:
+    async def submit_password(self, password: str, email: str = "") -> None:
+        """Password and log in; on a single-form login (the 2019-21 generation) the email first."""
+        login_email = LoginEmailPage(self.page).email
+        if email and await login_email.count() and not await login_email.input_value():
+            await login_email.fill(email)
         await self.submit(self.password, password, self.login_button)
 
 
