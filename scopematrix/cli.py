@@ -257,6 +257,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         finish,
         gather,
         missing_cells,
+        read_ids,
         verdict_lines,
         versions,
         write_ids,
@@ -276,14 +277,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         ) from None
     pytest_args = [
         str(SUITE / "test_matrix.py"), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(SUITE),
-        "-p", "scopematrix.plugin", "-p", "no:randomly",
+        "-p", "no:randomly",
         "--sm-run-dir", str(run_dir), "--sm-cells", str(run_dir / PENDING),
         "--sm-target", args.target, "--sm-concurrency", str(args.concurrency), "--sm-retries", str(args.retries),
         "--alluredir", str(run_dir / "allure-results"),
         "-q" if not args.quiet else "-qq", "-p", "no:warnings", "--tracing", args.tracing,
         # pytest-playwright empties its --output folder at start: never the user's ./test-results.
         "--output", str(run_dir / "playwright-output"),
+        "-o", f"cache_dir={args.reports.resolve() / '.pytest_cache'}", "--sm-no-report", *args.pytest,
     ]  # fmt: skip
+    if not args.resume:
+        pytest_args += ["--sm-plan", str(run_dir / PLAN)]
     optional = {
         "--sm-matrix": args.matrix, "--sm-scenario": args.scenario, "--sm-app-url": args.app_url,
         "--sm-api-url": args.api_url, "--sm-env-file": args.env_file, "--sm-baseline": args.baseline,
@@ -334,6 +338,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"scopematrix: could not write the report in {run_dir} ({exc.strerror or exc}).", file=sys.stderr)
         return EXIT_INFRA
     _allure_durations(run_dir / "allure-results", results)
+    if not args.resume and (run_dir / PLAN).is_file():
+        planned = read_ids(run_dir / PLAN)  # what pytest selected (-k, -m, --lf narrow the plan)
     missing = missing_cells(planned, gather(run_dir))
     stale = matrix.stale_expectations()
     diagnoses = text_diagnoses(results)
@@ -637,9 +643,37 @@ COMMANDS = {
 }  # fmt: skip
 
 
+# pytest's own options that `scopematrix run` passes through (selection, stopping, verbosity, artifacts).
+PYTEST_FLAGS = {"-x", "--exitfirst", "--lf", "--last-failed", "--ff", "--failed-first", "--sw", "--stepwise",
+                "-v", "-vv", "--verbose", "--co", "--collect-only", "--full-page-screenshot"}  # fmt: skip
+PYTEST_VALUED = {"-k", "-m", "--maxfail", "--screenshot", "--video", "--browser-channel"}
+
+
+def _pytest_passthrough(extra: list[str]) -> list[str]:
+    out, rest = [], list(extra)
+    while rest:
+        arg = rest.pop(0)
+        name = arg.split("=", 1)[0]
+        if name in PYTEST_FLAGS:
+            out.append(arg)
+        elif name in PYTEST_VALUED:
+            if "=" in arg:
+                out.append(arg)
+            elif rest:
+                out += [arg, rest.pop(0)]
+            else:
+                raise UsageError(f"{arg} needs a value.", "see 'scopematrix run --help' and 'pytest --help'.")
+        else:
+            raise UsageError(f"unrecognized argument {arg!r}.", "see 'scopematrix run --help'.")
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra and args.command != "run":
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}.", f"see 'scopematrix {args.command} --help'.")
+        args.pytest = _pytest_passthrough(extra)
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"scopematrix: {exc}", file=sys.stderr)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from scopematrix.errors import UsageError
 from scopematrix.flow import FlowOptions
 from scopematrix.matrix import Cell, Matrix, load_matrix
 from scopematrix.model import CellResult, Outcome
-from scopematrix.runs import read_ids
+from scopematrix.runs import read_ids, write_ids
 from scopematrix.target import Target, live_target, load_env
 
 
@@ -40,6 +42,9 @@ class RunState:
     by_id: dict[str, Cell] = field(default_factory=dict)
     prefetched: set[str] = field(default_factory=set)
     selected: set[str] | None = None
+    report: Path | None = None
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    t0: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.by_id = {c.id: c for c in self.cells}
@@ -74,6 +79,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sm-logins-per-minute", type=float, default=None)
     g.addoption("--sm-latency", type=float, default=0.0, help="simulator per-response latency (s)")
     g.addoption("--sm-retries", type=int, default=1)
+    g.addoption("--sm-plan", default=None, help="write the ids of the cells pytest selected (after -k, --lf) here")
+    g.addoption("--sm-no-report", action="store_true", help="don't write the report (the CLI writes it)")
 
 
 def _opt(config: pytest.Config, name: str, default: Any = None) -> Any:
@@ -89,7 +96,7 @@ def _worker_input(config: pytest.Config) -> dict[str, Any] | None:
 
 def pytest_cmdline_main(config: pytest.Config) -> None:
     # One user's cells on one worker: its login is reused and its cells run concurrently there.
-    if _opt(config, "numprocesses") and _opt(config, "dist") in ("no", "load"):
+    if _opt(config, "sm_run_dir") and _opt(config, "numprocesses") and _opt(config, "dist") in ("no", "load"):
         config.option.dist = "loadgroup"
 
 
@@ -136,6 +143,17 @@ def pytest_configure(config: pytest.Config) -> None:
         sim=sim,
     )
     config.stash[STATE] = state
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The plan is what pytest selected (after -k, -m, --lf): write it where the CLI reads it back."""
+    state = session.config.stash.get(STATE, None)
+    plan = _opt(session.config, "sm_plan")
+    if state is None or not plan or (_opt(session.config, "numprocesses") and not state.is_worker):
+        return  # under xdist the workers collect, the controller doesn't
+    tmp = Path(plan).with_name(f".{state.worker_id}.plan.tmp")
+    write_ids(tmp, [cid for item in session.items if (cid := _cell_id(item))])
+    tmp.replace(plan)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -297,6 +315,32 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.engine.stop()
     if state.sim is not None:
         state.sim.stop()
+    if state.is_worker or _opt(session.config, "sm_no_report"):
+        return
+    # A plain pytest run of the matrix writes the same report as `scopematrix run` (which writes its own).
+    from scopematrix.report.build import RunMeta
+    from scopematrix.runs import finish, versions
+
+    meta = RunMeta(
+        run_id=state.run_id,
+        target=state.target.kind,
+        target_url=state.target.app_url if state.target.kind == "live" else "embedded simulator",
+        app=", ".join(a.name for a in state.matrix.spec.apps),
+        started_at=state.started_at,
+        duration_s=round(time.monotonic() - state.t0, 2),
+        versions=versions(),
+        interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
+        planned_cells=len(session.items) or len(state.cells),
+        command="pytest " + " ".join(session.config.invocation_params.args),
+    )
+    finish(state.run_dir, meta, state.matrix)
+    state.report = state.run_dir / "index.html"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    state = terminalreporter.config.stash.get(STATE, None)
+    if state is not None and state.report is not None:
+        terminalreporter.write_line(f"scopematrix report: {state.report}")
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

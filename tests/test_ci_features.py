@@ -179,3 +179,46 @@ def test_the_nightly_scripts_as_written_never_go_green_on_a_shard_that_could_not
                         "totp-admin", "former-employee") if u not in ran_users}  # fmt: skip
     assert lost and all(f"{u}@" in line or "more" in line for u in lost), line
     assert ran and len(ran) < 105
+
+
+def test_pytest_habits_pass_through_and_the_plan_is_what_pytest_selected(tmp_path):
+    """-k narrows the plan (still exit 0), --lf reruns only what failed, -x stops and is never green."""
+    reports = tmp_path / "r"
+    picked = cli("run", "-k", "super-admin and seed", "--no-diagnose", "--reports", str(reports))
+    assert picked.returncode == 0, picked.stdout + picked.stderr
+    assert sorted(json.loads((report_of(picked) / "plan.json").read_text())) == [
+        "super-admin@enterprise/seed-app", "super-admin@free/seed-app", "super-admin@marketing-pro/seed-app"
+    ]  # fmt: skip
+    doc = yaml.safe_load(DEFAULT_SCENARIO.read_text())
+    doc["accounts"][0]["tiers"] = {"marketing": "professional"}  # two free-account cells now install
+    changed = tmp_path / "scenario.yaml"
+    changed.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    select = [*ONE_USER, "--scenario", str(changed), "--reports", str(reports)]
+    assert cli("run", *select).returncode == 1
+    again = cli("run", *select, "--lf")
+    assert again.returncode == 1
+    assert sorted(outcomes(report_of(again))) == ["super-admin@free/marketing-automation", "super-admin@free/seed-app"]
+    stop = cli("run", *select, "-x")
+    assert stop.returncode == 1 and "have no result" in stop.stdout  # stopped early: the rest is named
+    bad = cli("run", "--no-such-flag")
+    assert bad.returncode == 2 and "unrecognized argument '--no-such-flag'" in bad.stderr
+
+
+def test_pytest_help_lists_the_matrix_options():
+    out = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, timeout=120)
+    assert "--sm-run-dir" in out.stdout and "--sm-plan" in out.stdout
+
+
+def test_a_plain_pytest_run_of_the_matrix_writes_the_same_report(tmp_path):
+    run = tmp_path / "run-pytest"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "scopematrix/suite/test_matrix.py"), "-c",
+         str(ROOT / "scopematrix/suite/pytest.ini"), "-p", "no:cacheprovider", "--sm-run-dir", str(run),
+         "--sm-user", "super-admin", "--sm-account", "free", "--sm-no-diagnose", "-k", "seed or crm-read"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"scopematrix report: {run / 'index.html'}" in proc.stdout
+    assert sorted(outcomes(run)) == ["super-admin@free/crm-read", "super-admin@free/seed-app"]
+    assert (run / "junit.xml").is_file() and (run / "results.csv").is_file()

@@ -27,7 +27,8 @@ LOGIN_ERRORS = re.compile(
 )
 NEXT = re.compile(r"^\s*(Next|Continue)\s*$", re.I)
 LOG_IN = re.compile(r"^\s*(Log\s*in|Sign\s*in)\s*$", re.I)
-VERIFY = re.compile(r"^\s*(Verify|Confirm|Submit|Log\s*in)\s*$", re.I)
+VERIFY = re.compile(r"^\s*(Verify|Confirm|Submit|Continue|Next|Log\s*in|Sign\s*in)\s*$", re.I)
+SKIP = re.compile(r"^\s*(Skip\s+for\s+now|Not\s+now|No\s+thanks|Don.t\s+remember|Skip)\s*$", re.I)
 
 
 class _LoginStep(BasePage):
@@ -137,9 +138,7 @@ class RememberMePage(_LoginStep):
         self.remember = page.locator('[data-test-id="2fa-remember-me-button"]').or_(
             page.get_by_role("button", name=re.compile(r"^\s*Remember\s+(me|this\s+device)\s*$", re.I))
         )
-        self.skip = page.get_by_role("button", name=re.compile(r"^\s*Skip\s+for\s+now\s*$", re.I)).or_(
-            page.locator('button[data-2fa-rememberme="false"]')
-        )
+        self.skip = page.get_by_role("button", name=SKIP).or_(page.locator('button[data-2fa-rememberme="false"]'))
 
     def identity(self) -> Locator:
         return self.remember.or_(self.skip).filter(visible=True)
