@@ -228,6 +228,9 @@ def _run_dir(args: argparse.Namespace, matrix: Matrix) -> tuple[Path, list[str],
         cells = shard_by_user(cells, *args.shard)
     reports: Path = args.reports
     if not args.resume:
+        if not cells:  # a run that plans nothing would pass having tested nothing
+            what = f"shard {args.shard[0]}/{args.shard[1]} gets no user" if args.shard else "no cell matches"
+            raise UsageError(f"{what}: nothing to run.", "widen --user/--account/--scope-set, or use fewer shards.")
         return reports / new_run_id(), [c.id for c in cells], cells
     if not RUN_ID.fullmatch(args.resume) or ".." in args.resume:
         raise UsageError(f"--resume {args.resume!r} is not a run id.", "pass a run id from 'scopematrix history'.")

@@ -117,6 +117,8 @@ CLI_CASES = [
     (["run", "--connect", "ws://127.0.0.1:9/"], "nothing answers there"),
     (["run", "--connect", "http://x"], "is not a ws:// URL"),
     (["run", "--env-file", "/no/such.env"], "env file not found"),
+    (["run", "--user", "restricted", "--account", "free"], "no cell matches: nothing to run"),
+    (["run", "--user", "super-admin", "--shard", "2/2"], "shard 2/2 gets no user"),
     (["frobnicate"], "invalid choice"),
     (["report", "/no/such/results.json"], "not found"),
     (["diagnose", "--user", "ghost", "--account", "free", "--scopes", "forms"], "unknown user 'ghost'"),
