@@ -152,6 +152,17 @@ def authorize_url(target: Target, plan: WalkPlan, pinned: bool, state: str) -> s
     return target.app_url + path + "?" + urlencode(params).replace("+", "%20")
 
 
+class Navigations:
+    """A request listener that counts the page's main-frame document navigations (redirects included)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, request: Request) -> None:
+        if request.is_navigation_request() and request.frame.parent_frame is None:
+            self.count += 1
+
+
 class LoginLimiter:
     """At most `per_minute` logins start per minute (politeness towards live HubSpot)."""
 
@@ -282,21 +293,17 @@ class Harness:
         folder = self.run_dir / "logins" / slug(user_id)
         captures: list[Capture] = []
         context = await self._context(None)
-        navigations = [0]
-
-        def on_request(request: Request) -> None:
-            if request.is_navigation_request() and request.frame.parent_frame is None:
-                navigations[0] += 1
-
+        navigations = Navigations()
         try:
             page = await context.new_page()
-            page.on("request", on_request)
+            page.on("request", navigations)
             await page.goto(self.target.app_url + "/login", wait_until="domcontentloaded")
             for _ in range(self.options.max_steps):
                 # Past /login the account's home page shows; no page object knows it, so don't wait long.
                 left_login = not urlsplit(page.url).path.startswith("/login")
+                # The home page is unknown by design: no waiting for it to settle (HubSpot's may never go quiet).
                 obj = await identify(page, LEFT_LOGIN_GRACE_S if left_login else self.options.grace_s,
-                                     self.options.timeout_ms)  # fmt: skip
+                                     None if left_login else self.options.timeout_ms)  # fmt: skip
                 if isinstance(obj, LoginEmailPage | LoginPasswordPage | TwoFactorPage):
                     where = origin_of(page.url)
                     if where not in self.target.login_origins():
@@ -327,7 +334,7 @@ class Harness:
                 self.redact(f"login failed: {exc.message.splitlines()[0]}"), tuple(captures), Outcome.ERROR
             )
         finally:
-            self._login_navs[user_id] = navigations[0]
+            self._login_navs[user_id] = navigations.count
             await context.close()
 
     def _login_navigations(self, user_id: str) -> dict[str, float]:
@@ -401,11 +408,9 @@ class Harness:
             if response.request.resource_type == "document" and response.frame.parent_frame is None:
                 statuses.append(response.status)
 
-        navigations = [0]
+        navigations = Navigations()
 
         def on_request(request: Request) -> None:
-            if request.is_navigation_request() and request.frame.parent_frame is None:
-                navigations[0] += 1
             # The headless shell never hands a redirect (302) to the route above: read it from the request.
             if request.is_navigation_request() and self._redirect_re.match(request.url):
                 self._redirected(page, request.url)
@@ -415,6 +420,7 @@ class Harness:
         self._redirects[page] = captured
         page.on("response", on_response)
         page.on("request", on_request)
+        page.on("request", navigations)
         if plan.tracing:
             await context.tracing.start(screenshots=True, snapshots=True)
         try:
@@ -430,7 +436,8 @@ class Harness:
             self._redirects.pop(page, None)
             page.remove_listener("response", on_response)
             page.remove_listener("request", on_request)
-            walk.navigations = navigations[0]
+            page.remove_listener("request", navigations)
+            walk.navigations = navigations.count
             if plan.tracing and plan.folder is not None:
                 await self._stop_tracing(
                     context, plan.folder, keep=self.options.tracing == "on" or walk.outcome.infrastructure
@@ -462,8 +469,9 @@ class Harness:
         walk = Walk(Outcome.UNRECOGNIZED)
         for _ in range(self.options.max_steps):
             obj = await identify(page, self.options.grace_s, self.options.timeout_ms)
-            if obj is None and not self.options.pinned and await AccountPickerPage(page).lists(plan.hub_id):
-                obj = AccountPickerPage(page)  # a picker whose heading we don't know, but that lists the account
+            picker = AccountPickerPage(page)
+            if obj is None and not self.options.pinned and await picker.lists(plan.hub_id, plan.account_name):
+                obj = picker  # a picker whose heading we don't know, but that lists the account
             await self._capture(obj, page, plan.folder, walk.captures)
             walk.heading = self.redact(await obj.heading_text()) if obj is not None else ""
             if obj is None:

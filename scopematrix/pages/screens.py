@@ -50,11 +50,12 @@ async def settle(page: Page, timeout_ms: float) -> None:
             return
 
 
-async def identify(page: Page, grace_s: float, settle_ms: float = 15_000) -> BasePage | None:
+async def identify(page: Page, grace_s: float, settle_ms: float | None = 15_000) -> BasePage | None:
     """The page object for the current screen, or None when the settled page matches none.
 
     One wait in the browser for any screen's identity; if none shows within `grace_s`, the page is
-    given time to settle and checked once more. Then every identity is checked at once: no polling.
+    given time to settle (`settle_ms`; None: an unknown screen is expected, don't wait) and checked once
+    more. Then every identity is checked at once: no polling.
     """
     candidates = [cls(page) for cls in PAGE_TYPES]
     any_screen = candidates[0].identity()
@@ -63,7 +64,8 @@ async def identify(page: Page, grace_s: float, settle_ms: float = 15_000) -> Bas
     try:
         await any_screen.first.wait_for(state="attached", timeout=grace_s * 1000)
     except PlaywrightTimeoutError:
-        await settle(page, settle_ms)
+        if settle_ms is not None:
+            await settle(page, settle_ms)
         try:
             if not await any_screen.count():
                 return None
