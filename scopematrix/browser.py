@@ -68,6 +68,25 @@ def playwright_headless_shell() -> Path | None:
     return _playwright_build("chromium-headless-shell", "chromium_headless_shell", "*headless_shell")
 
 
+def playwright_ffmpeg() -> Path | None:
+    """Playwright's own ffmpeg build, which records videos (`playwright install ffmpeg`)."""
+    revision = _playwright_revision("ffmpeg")
+    root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
+    found = sorted(root.glob(f"ffmpeg-{revision}/ffmpeg-*")) if revision else []
+    return next((f for f in found if os.access(f, os.X_OK)), None)
+
+
+def check_video(mode: str | None) -> None:
+    """--video needs Playwright's ffmpeg: without it every context would fail to open, so refuse up front."""
+    if mode and mode != "off" and playwright_ffmpeg() is None:
+        from scopematrix.errors import UsageError
+
+        raise UsageError(
+            f"--video {mode} needs Playwright's ffmpeg, which is not installed.",
+            "run 'playwright install ffmpeg', or drop --video (--tracing on records every screen too).",
+        )
+
+
 def find_browser(headless: bool = False) -> BrowserChoice | None:
     """The browser to launch; with `headless`, the headless shell where there is one."""
     override = os.environ.get(ENV_OVERRIDE)
@@ -129,6 +148,16 @@ def ensure_browser() -> tuple[BrowserChoice, BrowserChoice]:
     return found, find_browser(headless=True) or found
 
 
+def ensure_virtual_display() -> str | None:
+    """xvfb-run, for --headed runs on a machine without a screen (CI); installed with apt where possible."""
+    if shutil.which("xvfb-run") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        _quietly(["apt-get", "update", "-q"], timeout=900)
+        _quietly(["apt-get", "install", "-y", "-q", "--no-install-recommends", "xvfb", "xauth"], timeout=900)
+    return shutil.which("xvfb-run")
+
+
 if __name__ == "__main__":
+    display = ensure_virtual_display()
+    sys.stdout.write(f"virtual display for --headed: {display or 'none (headed runs need a screen)'}\n")
     for kind, choice in zip(("headed", "headless"), ensure_browser(), strict=True):
         sys.stdout.write(f"browser ({kind}): {choice.source} {choice.executable_path or '(playwright bundled)'}\n")

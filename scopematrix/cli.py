@@ -177,6 +177,7 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
 
 def _preflight(args: argparse.Namespace, matrix: Matrix, cells: list[Cell]) -> None:
     """Every check that needs no browser, before anything is written: bad input is one line and exit 2."""
+    from scopematrix.browser import check_video
     from scopematrix.target import live_target, load_env
 
     env = load_env(args.env_file)
@@ -192,6 +193,17 @@ def _preflight(args: argparse.Namespace, matrix: Matrix, cells: list[Cell]) -> N
         _check_reachable(args.connect)
     else:
         _check_browser(headless=not args.headed)
+        check_video(_passthrough_value(args.pytest, "--video"))
+
+
+def _passthrough_value(pytest_args: list[str], flag: str) -> str | None:
+    """The value of one of pytest's options among those passed through (`--flag v` or `--flag=v`)."""
+    for i, arg in enumerate(pytest_args):
+        if arg == flag and i + 1 < len(pytest_args):
+            return pytest_args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def _check_browser(headless: bool) -> None:

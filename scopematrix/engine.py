@@ -21,7 +21,7 @@ from playwright.async_api import Browser, Playwright, async_playwright
 
 from scopematrix.browser import CHROMIUM_ARGS, host_rules
 from scopematrix.diagnose import Diagnoser
-from scopematrix.flow import FlowOptions, Harness
+from scopematrix.flow import FlowOptions, Harness, LoginFailure
 from scopematrix.matrix import Cell, Matrix
 from scopematrix.model import CellResult
 from scopematrix.target import Target
@@ -150,7 +150,7 @@ class Engine:
                 if cell.id not in self._futures:
                     self._futures[cell.id] = asyncio.run_coroutine_threadsafe(self._run(cell), self._loop)
 
-    async def _run(self, cell: Cell) -> CellResult:
+    async def _run(self, cell: Cell, record: bool = True) -> CellResult:
         assert self.harness is not None and self._sem is not None and self._diagnoser is not None
         expectation = self.matrix.expectation(cell.id)
         # Log in before taking a cell's slot: a slot held while waiting for a login is a slot wasted.
@@ -166,9 +166,9 @@ class Engine:
                 result = dataclasses.replace(result, must_install=True)
             if self.diagnose and result.outcome.blocked:
                 result = await self._diagnosed(cell, result)
-        if self.sink is not None:
+        if self.sink is not None and record:
             self.sink.append(result)
-        if self.on_result is not None:
+        if self.on_result is not None and record:
             self.on_result(result)
         return result
 
@@ -188,6 +188,15 @@ class Engine:
     def result(self, cell: Cell, timeout: float | None = None) -> CellResult:
         self.submit([cell])
         return self._futures[cell.id].result(timeout)
+
+    def run_unrecorded(self, cell: Cell, timeout: float | None = None) -> CellResult:
+        """One cell outside the run's records (a user's own test): the result, not a line in the report."""
+        return asyncio.run_coroutine_threadsafe(self._run(cell, record=False), self._loop).result(timeout)
+
+    def storage_state(self, user_id: str) -> dict[str, object] | LoginFailure:
+        """The user's signed-in browser state from this run's one login (or their saved login)."""
+        assert self.harness is not None
+        return asyncio.run_coroutine_threadsafe(self.harness.login(user_id), self._loop).result()
 
     def run_all(self, cells: list[Cell]) -> list[CellResult]:
         self.submit(cells)

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class FlowOptions:
     timeout_ms: float = 15_000
     retries: int = 1
     tracing: str = "off"  # on | off | retain-on-failure
+    video: str = "off"  # on | off | retain-on-failure
     pinned: bool = True
     max_steps: int = 12
 
@@ -88,6 +90,7 @@ class WalkPlan:
     approve: bool = False
     folder: Path | None = None  # where screenshots go; None for probes, which keep no evidence
     tracing: bool = False
+    video: bool = False
     app: str = ""  # the matrix's app id; "" is the main app
     client_id: str | None = None  # deliberate misconfigurations of a scope set
     redirect_uri: str | None = None
@@ -233,11 +236,12 @@ class Harness:
 
     # -- contexts and evidence -------------------------------------------------------------------------------
 
-    async def _context(self, state: StorageState | None) -> BrowserContext:
+    async def _context(self, state: StorageState | None, video_dir: Path | None = None) -> BrowserContext:
         browser = await self.browser()
         context = await browser.new_context(
             storage_state=state,  # type: ignore[arg-type]
             viewport={"width": 1000, "height": 760},
+            record_video_dir=video_dir,
         )
         context.set_default_timeout(self.options.timeout_ms)
         context.set_default_navigation_timeout(self.options.timeout_ms)
@@ -357,7 +361,9 @@ class Harness:
         walk.outcome, walk.message = Outcome.LOGIN_FAILED, "HubSpot asked for a login again right after login"
         return walk
 
-    async def _lease(self, user_id: str, state: StorageState, fresh: bool) -> tuple[BrowserContext, Page]:
+    async def _lease(
+        self, user_id: str, state: StorageState, fresh: bool, video_dir: Path | None = None
+    ) -> tuple[BrowserContext, Page]:
         """A signed-in page for the user: an idle one from an earlier walk, or a new context.
 
         Reuse saves about 0.18 s a flow; every walk of a user shares its login anyway.
@@ -365,7 +371,7 @@ class Harness:
         idle = self._idle.get(user_id)
         if idle and not fresh:
             return idle.pop()
-        context = await self._context(state)
+        context = await self._context(state, video_dir)
         # A regex is matched by the driver; a Python predicate would intercept every request.
         await context.route(self._redirect_re, self._on_redirect)
         return context, await context.new_page()
@@ -416,7 +422,9 @@ class Harness:
                 self._redirected(page, request.url)
 
         walk = Walk(Outcome.ERROR)
-        context, page = await self._lease(plan.user_id, state, fresh=plan.tracing)
+        video_dir = plan.folder / ".video" if plan.video and plan.folder is not None else None
+        fresh = plan.tracing or video_dir is not None
+        context, page = await self._lease(plan.user_id, state, fresh, video_dir)
         self._redirects[page] = captured
         page.on("response", on_response)
         page.on("request", on_request)
@@ -443,9 +451,24 @@ class Harness:
                     context, plan.folder, keep=self.options.tracing == "on" or walk.outcome.infrastructure
                 )
             # After trouble the page may be in any state: don't hand it to the next walk.
-            reusable = not plan.tracing and not walk.outcome.infrastructure and not walk.needs_login
+            reusable = not fresh and not walk.outcome.infrastructure and not walk.needs_login
             await self._give_back(plan.user_id, context, page, reusable)
+            if video_dir is not None:
+                await self._keep_video(page, video_dir, keep=self.options.video == "on" or walk.outcome.infrastructure)
         return walk
+
+    @staticmethod
+    async def _keep_video(page: Page, video_dir: Path, keep: bool) -> None:
+        """The walk's video as video.webm beside its screenshots (a walk after login: no credential in it)."""
+        video = page.video
+        try:
+            if video is not None and keep:
+                await video.save_as(video_dir.parent / "video.webm")
+            if video is not None:
+                await video.delete()
+        except PlaywrightError:
+            pass
+        shutil.rmtree(video_dir, ignore_errors=True)
 
     async def _stop_tracing(self, context: BrowserContext, folder: Path, keep: bool) -> None:
         try:
@@ -593,8 +616,9 @@ class Harness:
             note = ""
             t0 = time.monotonic()
             plan = WalkPlan.for_cell(
-                cell, namespace=ns, approve=self.options.approve, folder=folder, tracing=self.options.tracing != "off"
-            )
+                cell, namespace=ns, approve=self.options.approve, folder=folder,
+                tracing=self.options.tracing != "off", video=self.options.video != "off",
+            )  # fmt: skip
             own_login = self._states.get(cell.user.id)
             if cell.scope_set.installed_by and not isinstance(own_login, LoginFailure):
                 installer = cell.scope_set.installed_by

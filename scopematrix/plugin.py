@@ -1,15 +1,22 @@
-"""The pytest plugin behind `scopematrix run`: expands the matrix into tests and reports at the end.
+"""The pytest plugin (registered as `scopematrix`): the matrix as tests, and fixtures for your own tests.
 
-Loaded with `-p scopematrix.plugin` on scopematrix/suite/test_matrix.py. Works serially and under
-pytest-xdist (`-n N`): each user's cells go to one worker (xdist_group), the controller starts the
-simulator once and writes the report from every worker's results file.
+`pytest fixtures/matrix.yaml -k "sales-admin and enterprise"` runs the matrix in that YAML: the file
+stands for the packaged suite (scopematrix/suite/test_matrix.py), one test per cell. `scopematrix run`
+is a front end over the same route. Works serially and under pytest-xdist (`-n N`): each user's cells
+go to one worker, the controller starts the simulator once and writes the report from every worker's
+results file. Without a matrix on the command line the plugin only offers its fixtures: `sm_target`,
+`authorize`, `signed_in_context` and `signed_in_page`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
+import shutil
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,14 +25,16 @@ from typing import Any
 import allure
 import pytest
 
-from scopematrix.browser import find_browser
+from scopematrix.browser import check_video, find_browser
 from scopematrix.engine import BrowserOptions, Engine, ResultSink
 from scopematrix.errors import UsageError
-from scopematrix.flow import FlowOptions
-from scopematrix.matrix import Cell, Matrix, load_matrix
+from scopematrix.flow import FlowOptions, LoginFailure, slug
+from scopematrix.matrix import Cell, Matrix, ScopeSetEntry, load_matrix
 from scopematrix.model import CellResult, Outcome
-from scopematrix.runs import read_ids, write_ids
+from scopematrix.runs import new_run_id, read_ids, write_ids
 from scopematrix.target import Target, live_target, load_env
+
+SUITE = Path(__file__).parent / "suite" / "test_matrix.py"
 
 
 @dataclass
@@ -94,16 +103,67 @@ def _worker_input(config: pytest.Config) -> dict[str, Any] | None:
     return getattr(config, "workerinput", None)
 
 
+def _matrix_files(config: pytest.Config) -> list[tuple[int, Path]]:
+    """The matrix YAML files named on the command line (`pytest fixtures/matrix.yaml`), with their positions."""
+    found = []
+    for i, arg in enumerate(config.args):
+        path = Path(arg.split("::")[0])
+        if path.suffix in (".yaml", ".yml") and not path.is_dir():
+            found.append((i, path))
+    return found
+
+
+def _is_matrix_run(config: pytest.Config) -> bool:
+    return bool(_opt(config, "sm_run_dir") or _matrix_files(config))
+
+
 def pytest_cmdline_main(config: pytest.Config) -> None:
     # One user's cells on one worker: its login is reused and its cells run concurrently there.
-    if _opt(config, "sm_run_dir") and _opt(config, "numprocesses") and _opt(config, "dist") in ("no", "load"):
+    if _is_matrix_run(config) and _opt(config, "numprocesses") and _opt(config, "dist") in ("no", "load"):
         config.option.dist = "loadgroup"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if not _opt(config, "sm_run_dir"):
+def _use_matrix_files(config: pytest.Config) -> None:
+    """`pytest fixtures/matrix.yaml`: that matrix, collected as the packaged suite."""
+    files = _matrix_files(config)
+    if not files:
         return
+    if len(files) > 1:
+        raise pytest.UsageError(
+            f"{len(files)} matrix files given ({', '.join(str(p) for _, p in files)}). Fix: run one matrix at a time."
+        )
+    index, path = files[0]
+    if not path.is_file():
+        raise pytest.UsageError(f"{path}: matrix file not found. Fix: pass an existing matrix YAML.")
+    config.option.sm_matrix = str(path)
+    config.args[index] = str(SUITE)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_matrix_run(config):
+        return
+    _use_matrix_files(config)
     winput = _worker_input(config)
+    run_dir = Path(
+        _opt(config, "sm_run_dir") or (winput or {}).get("sm_run_dir") or Path("reports").absolute() / new_run_id()
+    )
+    if _opt(config, "output") == "test-results":
+        # pytest-playwright empties its --output folder at start: the matrix never touches ./test-results.
+        config.option.output = str(run_dir / "playwright-output")
+    try:
+        check_video(_opt(config, "video"))
+        config.stash[STATE] = _build_state(config, run_dir, winput)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _build_state(
+    config: pytest.Config, run_dir: Path, winput: dict[str, Any] | None, everyone: bool = False
+) -> RunState:
+    """The run: matrix, selected cells, target (a simulator started here unless one is given).
+
+    `everyone`: a session of the user's own tests, which may sign in any matrix user.
+    """
     matrix = load_matrix(
         Path(_opt(config, "sm_matrix")) if _opt(config, "sm_matrix") else None,
         Path(_opt(config, "sm_baseline")) if _opt(config, "sm_baseline") else None,
@@ -113,12 +173,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if only:
         wanted = set(read_ids(Path(only)))
         cells = [c for c in cells if c.id in wanted]
-    run_dir = Path(_opt(config, "sm_run_dir"))
-    user_ids = matrix.users_needed(cells, diagnose=not _opt(config, "sm_no_diagnose"))
+    diagnose = not _opt(config, "sm_no_diagnose")
+    user_ids = {u.id for u in matrix.spec.users} if everyone else matrix.users_needed(cells, diagnose=diagnose)
     env = load_env(Path(_opt(config, "sm_env_file")) if _opt(config, "sm_env_file") else None)
     sim = None
     if _opt(config, "sm_target") == "live":
-        apps = matrix.apps_needed(cells, diagnose=not _opt(config, "sm_no_diagnose"))
+        apps = None if everyone else matrix.apps_needed(cells, diagnose=diagnose)
         target = live_target(matrix, env, user_ids, _opt(config, "sm_app_url"), _opt(config, "sm_api_url"), apps)
     else:
         from scopematrix.simtarget import sim_target, start_simulator
@@ -132,7 +192,7 @@ def pytest_configure(config: pytest.Config) -> None:
             sim, scenario = start_simulator(scenario_path, float(_opt(config, "sm_latency") or 0.0))
             url = sim.url
         target = sim_target(matrix, scenario, url, user_ids, env)
-    state = RunState(
+    return RunState(
         matrix=matrix,
         cells=cells,
         run_dir=run_dir,
@@ -142,7 +202,6 @@ def pytest_configure(config: pytest.Config) -> None:
         worker_id=winput["workerid"] if winput else "main",
         sim=sim,
     )
-    config.stash[STATE] = state
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -175,10 +234,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return ByUser(config, log)
 
 
-def pytest_configure_node(node: Any) -> None:  # xdist hook: hand the simulator URL to workers
+def pytest_configure_node(node: Any) -> None:  # xdist hook: hand the simulator URL and run folder to workers
     state = node.config.stash.get(STATE, None)
     if state is not None:
         node.workerinput["sm_sim_url"] = state.target.app_url if state.target.kind == "sim" else None
+        node.workerinput["sm_run_dir"] = str(state.run_dir)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -191,8 +251,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
-def _engine(config: pytest.Config) -> Engine:
-    state = config.stash[STATE]
+def _engine(config: pytest.Config, state: RunState | None = None) -> Engine:
+    state = state or config.stash[STATE]
     if state.engine is None:
         headless = not _opt(config, "headed", False)
         choice = find_browser(headless=headless)
@@ -213,6 +273,7 @@ def _engine(config: pytest.Config) -> Engine:
                 timeout_ms=timeout * 1000,
                 retries=int(_opt(config, "sm_retries", 1)),
                 tracing=str(_opt(config, "tracing", "off") or "off"),
+                video=str(_opt(config, "video", "off") or "off"),
                 pinned=state.matrix.spec.pinned,
             ),
             browser=BrowserOptions(
@@ -315,8 +376,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.engine.stop()
     if state.sim is not None:
         state.sim.stop()
-    if state.is_worker or _opt(session.config, "sm_no_report"):
+    if state.is_worker or _opt(session.config, "sm_no_report") or _opt(session.config, "collectonly"):
         return
+    if not session.items and not list(state.run_dir.glob("results-*.jsonl")):
+        return  # nothing selected, nothing ran: no report (pytest's own exit status says so)
     # A plain pytest run of the matrix writes the same report as `scopematrix run` (which writes its own).
     from scopematrix.report.build import RunMeta
     from scopematrix.runs import finish, versions
@@ -350,3 +413,140 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return (
         f"scopematrix: {len(state.cells)} cells, target {state.target.kind} {state.target.app_url}, pid {os.getpid()}"
     )
+
+
+# -- pytest-playwright's artifacts for a cell: --tracing, --video, --screenshot into --output -----------------
+
+
+def failing(result: CellResult) -> bool:
+    """The cell's test fails (a regression) or is broken (infrastructure, unknown screen)."""
+    return result.regression or (result.outcome.infrastructure and not result.matches_expectation)
+
+
+def publish_artifacts(config: pytest.Config, result: CellResult, output_path: str) -> list[Path]:
+    """Copy the cell's trace, video and decisive screenshot into pytest-playwright's per-test folder, under
+    the same options and names it uses for its own tests. The run folder keeps the originals."""
+    run_dir = config.stash[STATE].run_dir
+    attempt = run_dir / "cells" / slug(result.cell_id) / f"attempt-{result.attempts}"
+    wanted: list[tuple[str, Path | None, str]] = [
+        ("tracing", run_dir / result.trace_path if result.trace_path else None, "trace.zip"),
+        ("video", attempt / "video.webm", "video.webm"),
+        ("screenshot", run_dir / result.decisive.path if result.decisive else None, "test-finished-1.png"),
+    ]
+    copied = []
+    for option, source, name in wanted:
+        mode = str(_opt(config, option, "off") or "off")
+        if source is None or not source.is_file() or mode == "off":
+            continue
+        if mode != "on" and not failing(result):  # retain-on-failure, only-on-failure
+            continue
+        folder = Path(output_path)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / name)
+        copied.append(folder / name)
+    return copied
+
+
+# -- fixtures for your own tests --------------------------------------------------------------------------------
+
+
+class Authorize:
+    """`authorize(user, account, scopes, optional=…)`: one install attempt through the hosted flow.
+
+    Returns the cell's result, with its outcome, the screen's texts, screenshots (under `run_dir`) and, for
+    a denial, the diagnosis. The attempt is not a matrix cell: it is not in the run's report.
+    """
+
+    def __init__(self, state: RunState, engine: Engine) -> None:
+        self.state, self.engine = state, engine
+        self.run_dir = state.run_dir
+
+    def __call__(
+        self, user: str, account: str, scopes: Sequence[str], optional: Sequence[str] = (), app: str | None = None
+    ) -> CellResult:
+        matrix = self.state.matrix
+        known_users, known_accounts = {u.id for u in matrix.spec.users}, {a.id for a in matrix.spec.accounts}
+        if user not in known_users:
+            raise ValueError(f"unknown user {user!r}: use one of {sorted(known_users)} from {matrix.source}")
+        if account not in known_accounts:
+            raise ValueError(f"unknown account {account!r}: use one of {sorted(known_accounts)} from {matrix.source}")
+        key = json.dumps([list(scopes), list(optional), app])
+        scope_set = ScopeSetEntry(
+            id="adhoc-" + hashlib.sha256(key.encode()).hexdigest()[:10],
+            app=app,
+            scopes=list(scopes),
+            optional=list(optional),
+        )
+        return self.engine.run_unrecorded(Cell(matrix.user(user), matrix.account(account), scope_set))
+
+    def storage_state(self, user: str) -> dict[str, object]:
+        """The user's signed-in browser state, from the run's one login per user (or their saved login)."""
+        state = self.engine.storage_state(user)
+        if isinstance(state, LoginFailure):
+            pytest.fail(f"{user} could not log in: {state.message}", pytrace=False)
+        return state
+
+
+@pytest.fixture(scope="session")
+def sm_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunState]:
+    """The matrix run of this session, or, for a session of your own tests, one with every matrix user."""
+    state = request.config.stash.get(STATE, None)
+    if state is not None:
+        yield state
+        return
+    winput = _worker_input(request.config)
+    try:
+        own = _build_state(request.config, tmp_path_factory.mktemp("scopematrix"), None, everyone=True)
+    except UsageError as exc:
+        pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+    own.is_worker, own.worker_id = winput is not None, (winput or {}).get("workerid", "main")
+    try:
+        yield own
+    finally:
+        if own.engine is not None:
+            own.engine.stop()
+        if own.sim is not None:
+            own.sim.stop()
+
+
+@pytest.fixture(scope="session")
+def sm_target(sm_run: RunState) -> Target:
+    """Where the flow runs: the embedded simulator (default) or HubSpot (`--sm-target live`)."""
+    return sm_run.target
+
+
+@pytest.fixture(scope="session")
+def authorize(request: pytest.FixtureRequest, sm_run: RunState) -> Authorize:
+    return Authorize(sm_run, _engine(request.config, sm_run))
+
+
+@pytest.fixture
+def signed_in_context(new_context: Callable[..., Any], authorize: Authorize) -> Callable[[str], Any]:
+    """`signed_in_context(user)`: a pytest-playwright context signed in as that matrix user (one login per
+    user per session, shared with the matrix's cells)."""
+
+    def make(user: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("base_url", authorize.state.target.app_url)  # page.goto("/") opens HubSpot's home
+        return new_context(storage_state=authorize.storage_state(user), **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def signed_in_page(signed_in_context: Callable[[str], Any]) -> Callable[[str], Any]:
+    """`signed_in_page(user)`: a new page in `signed_in_context(user)`."""
+
+    def make(user: str) -> Any:
+        return signed_in_context(user).new_page()
+
+    return make
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_plugin_registered(plugin: Any, manager: pytest.PytestPluginManager) -> None:
+    """Right after pytest-playwright: our `browser_type_launch_args` then overrides its own, and any
+    conftest.py (loaded later) can still override ours."""
+    if getattr(plugin, "__name__", None) == "pytest_playwright.pytest_playwright" and not manager.has_plugin(
+        "scopematrix.launch"
+    ):
+        manager.import_plugin("scopematrix.launch")

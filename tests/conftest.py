@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,11 +28,13 @@ def sim_server(scenario: Scenario) -> Iterator[SimServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, object]) -> dict[str, object]:
-    """pytest-playwright's browser, pointed at the Chromium set-up found (Playwright's own or the system's)."""
-    from scopematrix.browser import CHROMIUM_ARGS, find_browser
+EXAMPLES = Path(__file__).parent / "examples"
 
-    choice = find_browser()
-    assert choice is not None, "run make setup"
-    return {**browser_type_launch_args, "executable_path": choice.executable_path, "args": list(CHROMIUM_ARGS)}
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """tests/examples runs in its own pytest process (test_pytest_route.py), as a QA engineer runs it:
+    pytest-playwright's sync Playwright would otherwise hold this process's event loop for the session."""
+    if collection_path != EXAMPLES:
+        return None
+    named = [Path(a.split("::")[0]).resolve() for a in config.args]
+    return not any(p.is_relative_to(EXAMPLES) for p in named) or None

@@ -33,10 +33,27 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("\u00a0", " ")).strip()
 
 
+class SyncPageError(TypeError):
+    """A page object was handed pytest-playwright's sync `page`: its calls would return coroutines that
+    nobody awaits, and a test would pass having checked nothing."""
+
+
+def require_async(page: object) -> None:
+    """Refuse anything but an async Playwright page, at once and by name."""
+    if not isinstance(page, Page):
+        kind = f"{type(page).__module__}.{type(page).__qualname__}"
+        raise SyncPageError(
+            f"scopematrix page objects drive Playwright's async API, and got a {kind}. "
+            "Fix: use the `authorize` or `signed_in_page` fixtures from a sync test, "
+            "or pass a playwright.async_api.Page."
+        )
+
+
 class BasePage:
     SCREEN: Screen = Screen.UNKNOWN
 
     def __init__(self, page: Page) -> None:
+        require_async(page)
         self.page = page
         self.body = page.locator("body")
         # HubSpot's cookie banner, labelled "Accept all" / "Decline all" [R34].

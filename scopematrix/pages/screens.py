@@ -7,7 +7,8 @@ network traffic): a busy machine makes it slower, never different.
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from collections.abc import Coroutine
+from typing import Any, Literal
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
@@ -15,7 +16,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from scopematrix.model import Screen
 from scopematrix.pages.account_picker import AccountPickerPage
-from scopematrix.pages.base import BasePage
+from scopematrix.pages.base import BasePage, require_async
 from scopematrix.pages.consent import ConsentPage
 from scopematrix.pages.errors import (
     ApprovalNeededPage,
@@ -50,13 +51,20 @@ async def settle(page: Page, timeout_ms: float) -> None:
             return
 
 
-async def identify(page: Page, grace_s: float, settle_ms: float | None = 15_000) -> BasePage | None:
+def identify(page: Page, grace_s: float, settle_ms: float | None = 15_000) -> Coroutine[Any, Any, BasePage | None]:
     """The page object for the current screen, or None when the settled page matches none.
 
     One wait in the browser for any screen's identity; if none shows within `grace_s`, the page is
     given time to settle (`settle_ms`; None: an unknown screen is expected, don't wait) and checked once
     more. Then every identity is checked at once: no polling.
+
+    A sync page is refused here, at the call, not when (if ever) the coroutine is awaited.
     """
+    require_async(page)
+    return _identify(page, grace_s, settle_ms)
+
+
+async def _identify(page: Page, grace_s: float, settle_ms: float | None) -> BasePage | None:
     candidates = [cls(page) for cls in PAGE_TYPES]
     any_screen = candidates[0].identity()
     for obj in candidates[1:]:

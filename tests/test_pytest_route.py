@@ -1,0 +1,145 @@
+"""The matrix as a pytest suite: `pytest fixtures/matrix.yaml` with pytest's and pytest-playwright's habits,
+and the page objects refusing pytest-playwright's sync page."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from playwright.sync_api import sync_playwright
+
+from scopematrix.browser import CHROMIUM_ARGS, find_browser, playwright_ffmpeg
+from scopematrix.pages.base import SyncPageError
+from scopematrix.pages.screens import PAGE_TYPES, identify
+from scopematrix.simulator.scenario import DEFAULT_SCENARIO
+
+ROOT = Path(__file__).resolve().parents[1]
+MATRIX = str(ROOT / "fixtures" / "matrix.yaml")
+CELL = "super-admin@free/seed-app"
+ONE_ACCOUNT = ["--sm-user", "super-admin", "--sm-account", "free", "--sm-no-diagnose"]
+
+
+def pytest_run(cwd: Path, *args: str, wrap: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """pytest as a user runs it, from their own folder (its reports/ and cache land there)."""
+    return subprocess.run(
+        [*wrap, sys.executable, "-m", "pytest", MATRIX, "-o", f"cache_dir={cwd / '.cache'}", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))},
+    )  # fmt: skip
+
+
+def only_run(cwd: Path) -> Path:
+    runs = sorted((cwd / "reports").glob("run-*"))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def outcomes(run_dir: Path) -> dict[str, str]:
+    return {c["cell_id"]: c["outcome"] for c in json.loads((run_dir / "results.json").read_text())["cells"]}
+
+
+def artifact_folder(output: Path) -> Path:
+    folders = list(output.iterdir())
+    assert len(folders) == 1 and "super-admin-free-seed-app" in folders[0].name, folders
+    return folders[0]
+
+
+def test_one_cell_by_k_with_its_trace_and_screenshot_in_output(tmp_path):
+    (tmp_path / "test-results").mkdir()
+    (tmp_path / "test-results" / "mine.txt").write_text("another tool's file")
+    out = tmp_path / "out"
+    proc = pytest_run(tmp_path, "-k", "super-admin and free and seed", "--tracing", "on", "--screenshot", "on",
+                      "--output", str(out), *ONE_ACCOUNT)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+    run = only_run(tmp_path)
+    assert outcomes(run) == {CELL: "denied_account"}  # a denial is data: the test passes
+    assert f"scopematrix report: {run / 'index.html'}" in proc.stdout
+    folder = artifact_folder(out)
+    assert sorted(p.name for p in folder.iterdir()) == ["test-finished-1.png", "trace.zip"]
+    assert (folder / "trace.zip").read_bytes()[:2] == b"PK"
+    assert (folder / "test-finished-1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "test-results" / "mine.txt").is_file()  # never another tool's files
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="no xvfb-run: make setup installs it for headed runs")
+def test_headed_with_a_trace_in_output(tmp_path):
+    out = tmp_path / "out"
+    proc = pytest_run(tmp_path, "-k", "super-admin and free and seed", "--headed", "--tracing", "on",
+                      "--output", str(out), *ONE_ACCOUNT, wrap=("xvfb-run", "-a"))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert outcomes(only_run(tmp_path)) == {CELL: "denied_account"}
+    assert [p.name for p in artifact_folder(out).iterdir()] == ["trace.zip"]
+
+
+def test_last_failed_reruns_only_the_cells_that_failed(tmp_path):
+    doc = yaml.safe_load(DEFAULT_SCENARIO.read_text())
+    doc["accounts"][0]["tiers"] = {"marketing": "professional"}  # two free-account cells now install
+    changed = tmp_path / "scenario.yaml"
+    changed.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    first = pytest_run(tmp_path, "--sm-scenario", str(changed), *ONE_ACCOUNT)
+    assert first.returncode == 1 and "2 failed, 5 passed" in first.stdout, first.stdout
+    shutil.rmtree(tmp_path / "reports")
+    again = pytest_run(tmp_path, "--sm-scenario", str(changed), "--lf", *ONE_ACCOUNT)
+    assert again.returncode == 1 and "2 failed" in again.stdout and "passed" not in again.stdout.splitlines()[-1]
+    failed = ["super-admin@free/marketing-automation", "super-admin@free/seed-app"]
+    assert sorted(outcomes(only_run(tmp_path))) == failed
+
+
+def test_video_needs_playwright_ffmpeg_or_is_refused_in_one_line(tmp_path):
+    proc = pytest_run(tmp_path, "-k", "super-admin and free and seed", "--video", "on", "--output",
+                      str(tmp_path / "out"), *ONE_ACCOUNT)  # fmt: skip
+    if playwright_ffmpeg() is None:
+        assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+        assert "--video on needs Playwright's ffmpeg" in proc.stderr
+        assert "Fix: run 'playwright install ffmpeg'" in proc.stderr
+        assert "Traceback" not in proc.stderr and not (tmp_path / "reports").exists()
+    else:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert (artifact_folder(tmp_path / "out") / "video.webm").is_file()
+
+
+def test_two_matrix_files_are_refused(tmp_path):
+    proc = pytest_run(tmp_path, MATRIX)
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR and "run one matrix at a time" in proc.stderr
+
+
+def test_page_objects_refuse_a_sync_page():
+    """A sync page would make every page-object call a coroutine nobody awaits: a silent pass. Refused.
+
+    Sync Playwright runs in its own thread here, so it never holds this process's event loop."""
+
+    def with_sync_page() -> int:
+        choice = find_browser(headless=True)
+        assert choice is not None
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=choice.executable_path, args=list(CHROMIUM_ARGS))
+            page = browser.new_page()
+            for page_type in PAGE_TYPES:
+                with pytest.raises(SyncPageError, match="async API"):
+                    page_type(page)  # type: ignore[arg-type]  # mypy refuses it as well
+            with pytest.raises(SyncPageError, match="authorize"):
+                identify(page, 1.0).close()  # type: ignore[arg-type]  # raises at the call
+            browser.close()
+        return len(PAGE_TYPES)
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(with_sync_page).result(timeout=120) == 10
+
+
+def test_the_example_tests_pass_as_a_user_runs_them(tmp_path):
+    """tests/examples: the README's custom test and the fixtures it uses, in a pytest of its own."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "tests" / "examples"), "-q", "-o", f"cache_dir={tmp_path}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "4 passed" in proc.stdout.splitlines()[-1]
