@@ -13,6 +13,9 @@ import math
 import os
 import platform
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -25,7 +28,7 @@ from playwright.async_api import async_playwright
 from bench.minimal import run_minimal
 from scopematrix.browser import CHROMIUM_ARGS, find_browser
 from scopematrix.engine import BrowserOptions, Engine
-from scopematrix.flow import FlowOptions
+from scopematrix.flow import FlowOptions, WalkPlan, authorize_url
 from scopematrix.matrix import Cell, Matrix, load_matrix
 from scopematrix.model import CellResult, Outcome
 from scopematrix.report.build import RunMeta, write_report
@@ -214,24 +217,75 @@ def probes_vs_one_at_a_time(workdir: Path) -> dict[str, Any]:
     }
 
 
+ROOT = HERE.parent
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_", "PYTEST_"))}
+
+
+def baseline_cells(target: Target, cells: list[Cell]) -> list[dict[str, Any]]:
+    """What the hand-written arms get: each cell's authorize URL and its user's credentials."""
+    out = []
+    for c in cells:
+        creds = target.credentials[c.user.id]
+        url = authorize_url(target, WalkPlan.for_cell(c), True, "bench")
+        out.append({"id": c.id, "user": c.user.id, "app_url": target.app_url, "email": creds.email,
+                    "password": creds.password, "totp": creds.totp_secret, "url": url})  # fmt: skip
+    return out
+
+
+def timed_process(name: str, command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run one arm as its own process: wall seconds, machine-wide CPU seconds, and the load before it."""
+    load, busy, started = os.getloadavg()[0], busy_seconds(), time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, env=env or CLEAN_ENV, capture_output=True, text=True, timeout=1200)
+    wall, cpu = time.perf_counter() - started, busy_seconds() - busy
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"bench: the {name} arm failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "load_1m_before": round(load, 2)}
+
+
+def summary(samples: list[dict[str, float]]) -> dict[str, Any]:
+    walls, cpus = [x["wall_s"] for x in samples], [x["cpu_s"] for x in samples]
+    return {"runs": samples, "wall_median_s": round(statistics.median(walls), 2),
+            "wall_spread_s": round(max(walls) - min(walls), 2),
+            "cpu_median_s": round(statistics.median(cpus), 2)}  # fmt: skip
+
+
+def run_stats(reports: Path) -> dict[str, Any]:
+    """Navigations and logins, from the harness run's own results.json."""
+    doc = json.loads(next(reports.glob("run-*/results.json")).read_text())
+    cells = doc["cells"]
+    flows = [c["timings"].get("navigations", 0.0) for c in cells if c["outcome"] != "login_failed"]
+    logins = [c["timings"]["login_navigations"] for c in cells if "login_navigations" in c["timings"]]
+    denied = [c for c in cells if c["outcome"] in ("denied_account", "denied_permissions", "needs_approval")]
+    probes = [c["timings"].get("diagnosis_probes", 0.0) for c in denied]
+    return {"navigations_per_cell": round(sum(flows) / max(1, len(flows)), 3), "navigations_per_login": logins,
+            "logins": len(logins), "users": len({c["user"] for c in cells}), "denied_cells": len(denied),
+            "probes": sum(probes)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency", type=float, default=0.3, help="simulator seconds per response")
-    parser.add_argument("--quick", action="store_true", help="fewer cells (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="fewer cells and rounds (a smoke run)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the tuned and default arms")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="scopematrix-bench-"))
     matrix = load_matrix()
     scopes = ["crm-read", "seed-app"] if args.quick else [s.id for s in matrix.spec.scope_sets]
     cells = matrix.select(accounts=["marketing-pro"], scope_sets=scopes)
+    rounds = 1 if args.quick else max(1, args.rounds)
     scenario = load_scenario()
     app: SimulatorApp = create_app(scenario, SimOptions(test_support=True, latency_s=args.latency))
+    shell = find_browser(headless=True)
+    assert shell is not None and shell.executable_path, "run make setup"
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "browser": (find_browser(headless=True) or find_browser()).executable_path,  # type: ignore[union-attr]
+            "browser": shell.executable_path,  # every arm runs this binary
             "load_1m": os.getloadavg()[0],
         },  # fmt: skip
         "latency_s": args.latency,
@@ -243,51 +297,94 @@ def main() -> None:
 
     with SimServer(app) as server:
         target = sim_target(matrix, scenario, server.url, matrix.users_needed(cells, diagnose=False))
+        cells_file = workdir / "cells.json"
+        cells_file.write_text(json.dumps(baseline_cells(target, cells)))
+        selection = ["--account", "marketing-pro", *(a for s in scopes for a in ("--scope-set", s))]
 
-        step("(a) harness vs minimal loop, serial")
+        def naive() -> dict[str, float]:
+            command = [sys.executable, "-m", "pytest", str(HERE / "naive" / "test_naive.py"), "-q", "-o", "addopts=",
+                       "-p", "no:cacheprovider", "--output", str(workdir / "naive-out"), "-W", "ignore"]  # fmt: skip
+            return timed_process("naive", command, dict(CLEAN_ENV, SCOPEMATRIX_BENCH_CELLS=str(cells_file)))
+
+        def tuned() -> dict[str, float]:
+            command = [sys.executable, "-m", "bench.tuned", str(cells_file), "--concurrency", str(DEFAULT_CONCURRENCY),
+                       "--browser", shell.executable_path or "", "--out", str(workdir / "tuned-out")]  # fmt: skip
+            return timed_process("tuned", command)
+
+        def default(diagnose: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
+            reports = workdir / f"reports-{time.monotonic_ns()}"
+            command = [sys.executable, "-m", "scopematrix.cli", "run", *selection, "--target-url", server.url,
+                       "--reports", str(reports), *([] if diagnose else ["--no-diagnose"])]  # fmt: skip
+            app.responses = 0
+            timing = timed_process("default", command)
+            return dict(timing, responses=app.responses), run_stats(reports)
+
+        step("(b) arms interleaved: naive pytest-playwright, tuned async script, scopematrix run")
+        arms: dict[str, list[dict[str, float]]] = {"naive": [], "tuned": [], "default": []}
+        stats: dict[str, Any] = {}
+        naive_rounds = {0, rounds - 1} if rounds > 1 else {0}  # the slow arm twice: first and last round
+        for k in range(rounds):
+            if k in naive_rounds:
+                arms["naive"].append(naive())
+            arms["tuned"].append(tuned())
+            timing, stats = default()
+            arms["default"].append(timing)
+            print(
+                f"    round {k + 1}: " + ", ".join(f"{a} {v[-1]['wall_s']} s" for a, v in arms.items() if v), flush=True
+            )
+        arm = {name: summary(v) for name, v in arms.items()}
+        d_med, n_med, t_med = (arm[a]["wall_median_s"] for a in ("default", "naive", "tuned"))
+        results["b_arms"] = arm
+        results["b_naive_vs_default"] = {"naive_s": n_med, "default_s": d_med, "speedup": round(n_med / d_med, 2),
+                                         "target": ">= 8"}  # fmt: skip
+        results["i_tuned_vs_default"] = {"tuned_s": t_med, "default_s": d_med, "ratio": round(t_med / d_med, 3),
+                                         "target": ">= 1.0 (default at least as fast)"}  # fmt: skip
+        results["h_navigations"] = {**stats, "target": "<= 1.05 per cell, logins = users"}
+
+        last = arms["default"][-1]
+        bound = last["responses"] * args.latency / DEFAULT_CONCURRENCY
+        cpu_bound = arm["default"]["cpu_median_s"] / (os.cpu_count() or 1)  # the machine can't go faster than its cores
+        results["c_lower_bound"] = {
+            "responses": last["responses"], "bound_s": round(bound, 2), "wall_s": d_med,
+            "ratio": round(d_med / bound, 3), "cpu_busy_s": arm["default"]["cpu_median_s"],
+            "cpu_bound_s": round(cpu_bound, 2), "ratio_to_max_of_bounds": round(d_med / max(bound, cpu_bound), 3),
+            "target": "<= 1.5 x max(latency bound, CPU bound)",
+        }  # fmt: skip
+
+        step("(j) scopematrix run with diagnosis on")
+        diag_timing, diag = default(diagnose=True)
+        results["j_diagnosis"] = {
+            **diag_timing, "denied_cells": diag["denied_cells"], "probes": diag["probes"],
+            "probes_per_denied_cell": round(diag["probes"] / max(1, diag["denied_cells"]), 2),
+            "wall_vs_no_diagnosis": round(diag_timing["wall_s"] / d_med, 3),
+            "diagnosis_share_of_wall": round(1 - d_med / diag_timing["wall_s"], 3),
+        }  # fmt: skip
+
+        step("(a) harness vs minimal loop, serial, in one process")
         minimal = timed_minimal(target, matrix, cells, workdir, fresh_login=False)
-        harness = timed_harness(target, matrix, cells, workdir, concurrency=1)
+        with PeakMemory() as memory:
+            harness = timed_harness(target, matrix, cells, workdir, concurrency=1)
         results["a_overhead"] = {"minimal_s": round(minimal, 2), "harness_s": round(harness, 2),
                                  "ratio": round(harness / minimal, 3), "target": "<= 1.10"}  # fmt: skip
+        results["g_peak_memory_mb"] = {"runner_plus_browsers_pss": round(memory.peak, 1), "concurrency": 1}
 
-        step("(b) naive (serial, fresh login per cell) vs default settings")
-        naive = timed_minimal(target, matrix, cells, workdir, fresh_login=True)
-        app.responses = 0
-        busy = busy_seconds()
-        with PeakMemory() as memory:
-            default = timed_harness(target, matrix, cells, workdir, concurrency=DEFAULT_CONCURRENCY)
-        busy = busy_seconds() - busy
-        responses = app.responses
-        results["b_naive_vs_default"] = {"naive_s": round(naive, 2), "default_s": round(default, 2),
-                                         "speedup": round(naive / default, 2), "target": ">= 8"}  # fmt: skip
-        results["h_navigations"] = {**LAST_RUN, "target": "<= 1.05 per cell, logins = users"}
-
-        bound = responses * args.latency / DEFAULT_CONCURRENCY
-        cpu_bound = busy / (os.cpu_count() or 1)  # the machine can't go faster than its cores
-        results["c_lower_bound"] = {
-            "responses": responses, "bound_s": round(bound, 2), "wall_s": round(default, 2),
-            "ratio": round(default / bound, 3), "target": "<= 1.3",
-            "cpu_busy_s": round(busy, 2), "cpu_bound_s": round(cpu_bound, 2),
-            "ratio_to_max_of_bounds": round(default / max(bound, cpu_bound), 3),
-        }  # fmt: skip
-        results["g_peak_memory_mb"] = {"runner_plus_browsers_pss": round(memory.peak, 1),
-                                       "concurrency": DEFAULT_CONCURRENCY}  # fmt: skip
-
-        step("(d) scaling at 1x, 2x, 4x")
-        scaling = {}
-        for k in (1, 2, 4):
-            bigger = replicate(matrix, k)
-            big_cells = bigger.select(accounts=["marketing-pro"], scope_sets=[f"{s}*" for s in scopes])
-            seconds = timed_harness(target, bigger, big_cells, workdir, DEFAULT_CONCURRENCY)
-            scaling[f"{k}x"] = {"cells": len(big_cells), "wall_s": round(seconds, 2),
-                                "per_cell_s": round(seconds / len(big_cells), 3)}  # fmt: skip
-        # Linear means each added cell costs the same: compare the marginal cost of 1x->2x and 2x->4x
-        # (the fixed cost, logins and browser start, drops out).
-        one, two, four = (scaling[k] for k in ("1x", "2x", "4x"))
-        first = (two["wall_s"] - one["wall_s"]) / (two["cells"] - one["cells"])
-        second = (four["wall_s"] - two["wall_s"]) / (four["cells"] - two["cells"])
-        results["d_scaling"] = {**scaling, "marginal_1x_2x_s": round(first, 3), "marginal_2x_4x_s": round(second, 3),
-                                "marginal_ratio": round(second / first, 3), "target": "within 10%"}  # fmt: skip
+        if not args.quick:
+            step("(d) scaling at 1x, 2x, 4x")
+            scaling = {}
+            for k in (1, 2, 4):
+                bigger = replicate(matrix, k)
+                big_cells = bigger.select(accounts=["marketing-pro"], scope_sets=[f"{s}*" for s in scopes])
+                seconds = timed_harness(target, bigger, big_cells, workdir, DEFAULT_CONCURRENCY)
+                scaling[f"{k}x"] = {"cells": len(big_cells), "wall_s": round(seconds, 2),
+                                    "per_cell_s": round(seconds / len(big_cells), 3)}  # fmt: skip
+            # Linear means each added cell costs the same: compare the marginal cost of 1x->2x and 2x->4x
+            # (the fixed cost, logins and browser start, drops out).
+            one, two, four = (scaling[k] for k in ("1x", "2x", "4x"))
+            first = (two["wall_s"] - one["wall_s"]) / (two["cells"] - one["cells"])
+            second = (four["wall_s"] - two["wall_s"]) / (four["cells"] - two["cells"])
+            results["d_scaling"] = {**scaling, "marginal_1x_2x_s": round(first, 3),
+                                    "marginal_2x_4x_s": round(second, 3), "marginal_ratio": round(second / first, 3),
+                                    "target": "within 10%"}  # fmt: skip
 
     step("(e) diagnosis probes vs one scope at a time")
     results["e_probes"] = probes_vs_one_at_a_time(workdir)
@@ -300,29 +397,38 @@ def main() -> None:
 
 
 def print_table(r: dict[str, Any]) -> None:
-    a, b, c, d, e, f, g = (r[k] for k in ("a_overhead", "b_naive_vs_default", "c_lower_bound", "d_scaling",
-                                          "e_probes", "f_report", "g_peak_memory_mb"))  # fmt: skip
-    sizes = ", ".join(f"{k}: {v['cells']} cells {v['wall_s']} s" for k, v in d.items() if k in ("1x", "2x", "4x"))
+    a, b, c, e, f, g = (r[k] for k in ("a_overhead", "b_naive_vs_default", "c_lower_bound", "e_probes", "f_report",
+                                       "g_peak_memory_mb"))  # fmt: skip
+    arms, i, j, h = r["b_arms"], r["i_tuned_vs_default"], r["j_diagnosis"], r["h_navigations"]
+    spread = "; ".join(f"{k} {v['wall_median_s']} s ±{v['wall_spread_s'] / 2:.2f} cpu {v['cpu_median_s']} s"
+                       for k, v in arms.items())  # fmt: skip
     rows = [
+        ("arms (median wall, half-spread, CPU)", spread, ""),
+        ("(b) default vs naive pytest-playwright",
+         f"{b['speedup']:.1f}x faster ({b['default_s']} s vs {b['naive_s']} s)", b["target"]),
+        ("(i) tuned async script / default", f"{i['ratio']:.2f} ({i['tuned_s']} s vs {i['default_s']} s)", i["target"]),
+        ("(c) wall vs max(latency, CPU bound)", f"{c['ratio_to_max_of_bounds']:.2f}x (latency {c['bound_s']} s, "
+         f"CPU {c['cpu_bound_s']} s, wall {c['wall_s']} s)", c["target"]),
+        ("(h) navigations per cell; logins / users", f"{h['navigations_per_cell']}; {h['logins']} / {h['users']}",
+         h["target"]),
+        ("(j) diagnosis on", f"{j['wall_s']} s ({j['wall_vs_no_diagnosis']}x), {j['probes_per_denied_cell']} probes "
+         f"per denied cell, {j['diagnosis_share_of_wall']:.0%} of the run", ""),
         ("(a) overhead vs minimal loop, serial", f"{a['ratio']:.2f}x ({a['harness_s']} s vs {a['minimal_s']} s)",
          a["target"]),
-        ("(b) default vs naive", f"{b['speedup']:.1f}x faster ({b['default_s']} s vs {b['naive_s']} s)", b["target"]),
-        ("(c) wall vs latency lower bound", f"{c['ratio']:.2f}x ({c['wall_s']} s vs {c['bound_s']} s; "
-         f"CPU bound {c['cpu_bound_s']} s)", c["target"]),
-        ("(d) scaling, marginal cost 2x->4x / 1x->2x", f"{d['marginal_ratio']:.2f} ({sizes})", d["target"]),
         ("(e) search probes vs one at a time", f"{e['search_probes']} vs {e['one_at_a_time_probes']} "
          f"(bound {e['bound_total']}, over bound: {len(e['cells_over_bound'])})", "<= bound"),
         ("(f) report 1,000 / 10,000 cells", f"{f['1000']['build_s']} s {f['1000']['index_html_mb']} MB / "
          f"{f['10000']['build_s']} s {f['10000']['index_html_mb']} MB", "usable"),
-        ("(g) peak memory (PSS), runner + browsers", f"{g['runner_plus_browsers_pss']} MB at concurrency "
-         f"{g['concurrency']}", ""),
-        ("(h) navigations per cell; logins / users", f"{r['h_navigations']['navigations_per_cell']}; "
-         f"{r['h_navigations']['logins']} / {r['h_navigations']['users']}", r["h_navigations"]["target"]),
+        ("(g) peak memory (PSS), runner + browser", f"{g['runner_plus_browsers_pss']} MB, serial", ""),
     ]  # fmt: skip
+    if "d_scaling" in r:
+        d = r["d_scaling"]
+        sizes = ", ".join(f"{k}: {v['cells']} cells {v['wall_s']} s" for k, v in d.items() if k in ("1x", "2x", "4x"))
+        rows.append(("(d) scaling, marginal cost 2x->4x / 1x->2x", f"{d['marginal_ratio']:.2f} ({sizes})", d["target"]))
     print(f"\nscopematrix benchmark: {r['cells']} cells, {r['latency_s']} s latency, {r['machine']['cores']} cores, "
-          f"browser {r['machine']['browser']}")  # fmt: skip
+          f"browser {r['machine']['browser']} (every arm)")  # fmt: skip
     for name, value, target in rows:
-        print(f"  {name:38} {value:62} {target}")
+        print(f"  {name:42} {value:70} {target}")
     print(f"written: {HERE / 'results.json'}")
 
 

@@ -299,6 +299,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         "-q" if not args.quiet else "-qq", "-p", "no:warnings", "--tracing", args.tracing,
         # pytest-playwright empties its --output folder at start: never the user's ./test-results.
         "--output", str(run_dir / "playwright-output"),
+        # The suite has no assert to rewrite: skip parsing every plugin module at start (no .pyc cache where
+        # PYTHONDONTWRITEBYTECODE is set).
+        "--assert=plain",
         "-o", f"cache_dir={args.reports.resolve() / '.pytest_cache'}", "--sm-no-report", *args.pytest,
     ]  # fmt: skip
     if not args.resume:

@@ -155,6 +155,14 @@ def authorize_url(target: Target, plan: WalkPlan, pinned: bool, state: str) -> s
     return target.app_url + path + "?" + urlencode(params).replace("+", "%20")
 
 
+@dataclass
+class WalkWatch:
+    """What the page's network events showed during one walk: main-frame navigations and document statuses."""
+
+    navigations: int = 0
+    statuses: list[int] = field(default_factory=list)
+
+
 class Navigations:
     """A request listener that counts the page's main-frame document navigations (redirects included)."""
 
@@ -209,6 +217,7 @@ class Harness:
         self._states: dict[str, StorageState | LoginFailure] = {}
         self._idle: dict[str, list[tuple[BrowserContext, Page]]] = {}
         self._redirects: dict[Page, asyncio.Future[str]] = {}
+        self._watches: dict[Page, WalkWatch] = {}
         self._login_locks: dict[str, asyncio.Lock] = {}
         self._login_navs: dict[str, int] = {}
         self._limiter = LoginLimiter(logins_per_minute)
@@ -374,7 +383,11 @@ class Harness:
         context = await self._context(state, video_dir)
         # A regex is matched by the driver; a Python predicate would intercept every request.
         await context.route(self._redirect_re, self._on_redirect)
-        return context, await context.new_page()
+        page = await context.new_page()
+        # Listeners once per page, not per walk: each subscription change is a round trip to the driver.
+        page.on("request", self._on_request)
+        page.on("response", self._on_response)
+        return context, page
 
     async def _give_back(self, user_id: str, context: BrowserContext, page: Page, reusable: bool) -> None:
         if reusable and not page.is_closed():
@@ -399,6 +412,20 @@ class Harness:
         self._redirected(route.request.frame.page, route.request.url)
         await route.fulfill(status=200, content_type="text/html", body=REDIRECT_PAGE)
 
+    def _on_request(self, request: Request) -> None:
+        watch = self._watches.get(request.frame.page)
+        if watch is None or not request.is_navigation_request() or request.frame.parent_frame is not None:
+            return
+        watch.navigations += 1
+        # The headless shell never hands a redirect (302) to the route above: read it from the request.
+        if self._redirect_re.match(request.url):
+            self._redirected(request.frame.page, request.url)
+
+    def _on_response(self, response: Response) -> None:
+        watch = self._watches.get(response.frame.page)
+        if watch is not None and response.request.resource_type == "document" and response.frame.parent_frame is None:
+            watch.statuses.append(response.status)
+
     def _redirected(self, page: Page, url: str) -> None:
         future = self._redirects.get(page)
         if future is not None and not future.done():
@@ -408,44 +435,28 @@ class Harness:
         expected_state = secrets.token_urlsafe(16)
         url = authorize_url(self.target, plan, self.options.pinned, expected_state)
         captured: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        statuses: list[int] = []
-
-        def on_response(response: Response) -> None:
-            if response.request.resource_type == "document" and response.frame.parent_frame is None:
-                statuses.append(response.status)
-
-        navigations = Navigations()
-
-        def on_request(request: Request) -> None:
-            # The headless shell never hands a redirect (302) to the route above: read it from the request.
-            if request.is_navigation_request() and self._redirect_re.match(request.url):
-                self._redirected(page, request.url)
-
+        watch = WalkWatch()
         walk = Walk(Outcome.ERROR)
         video_dir = plan.folder / ".video" if plan.video and plan.folder is not None else None
         fresh = plan.tracing or video_dir is not None
         context, page = await self._lease(plan.user_id, state, fresh, video_dir)
         self._redirects[page] = captured
-        page.on("response", on_response)
-        page.on("request", on_request)
-        page.on("request", navigations)
+        self._watches[page] = watch
         if plan.tracing:
             await context.tracing.start(screenshots=True, snapshots=True)
         try:
             headers = {ISOLATION_HEADER: plan.namespace} if plan.namespace and self.target.isolation else {}
             await page.set_extra_http_headers(headers)
             await page.goto(url, wait_until="domcontentloaded")
-            walk = await self._steps(page, plan, captured, expected_state, statuses)
+            walk = await self._steps(page, plan, captured, expected_state, watch.statuses)
         except (PlaywrightError, httpx.HTTPError, TimeoutError, OSError) as exc:
             first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
             walk.outcome, walk.error = Outcome.ERROR, self.redact(first)
             walk.message = walk.message or walk.error
         finally:
             self._redirects.pop(page, None)
-            page.remove_listener("response", on_response)
-            page.remove_listener("request", on_request)
-            page.remove_listener("request", navigations)
-            walk.navigations = navigations.count
+            self._watches.pop(page, None)
+            walk.navigations = watch.navigations
             if plan.tracing and plan.folder is not None:
                 await self._stop_tracing(
                     context, plan.folder, keep=self.options.tracing == "on" or walk.outcome.infrastructure
@@ -636,7 +647,8 @@ class Harness:
             walk = await self.walk(plan)
             timings["flow_s"] = round(time.monotonic() - t1, 3)
             timings["navigations"] = float(walk.navigations)
-            await self.reset(ns)
+            if plan.approve or cell.scope_set.installed_by:
+                await self.reset(ns)  # an install left state in this cell's namespace; a look at consent leaves none
             if not walk.outcome.infrastructure:
                 break
         url = authorize_url(self.target, WalkPlan.for_cell(cell), self.options.pinned, "REDACTED")

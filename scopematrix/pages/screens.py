@@ -6,12 +6,12 @@ network traffic): a busy machine makes it slower, never different.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page
+from playwright.async_api import Locator, Page
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from scopematrix.model import Screen
@@ -56,7 +56,7 @@ def identify(page: Page, grace_s: float, settle_ms: float | None = 15_000) -> Co
 
     One wait in the browser for any screen's identity; if none shows within `grace_s`, the page is
     given time to settle (`settle_ms`; None: an unknown screen is expected, don't wait) and checked once
-    more. Then every identity is checked at once: no polling.
+    more. Then the identities are checked in order, most specific first: no polling.
 
     A sync page is refused here, at the call, not when (if ever) the coroutine is awaited.
     """
@@ -64,11 +64,22 @@ def identify(page: Page, grace_s: float, settle_ms: float | None = 15_000) -> Co
     return _identify(page, grace_s, settle_ms)
 
 
+# Every page object of a page, built once: the page is reused walk after walk, and locators are only descriptions.
+_CANDIDATES: WeakKeyDictionary[Page, tuple[list[BasePage], Locator]] = WeakKeyDictionary()
+
+
+def _candidates(page: Page) -> tuple[list[BasePage], Locator]:
+    if page not in _CANDIDATES:
+        objs = [cls(page) for cls in PAGE_TYPES]
+        any_screen = objs[0].identity()
+        for obj in objs[1:]:
+            any_screen = any_screen.or_(obj.identity())
+        _CANDIDATES[page] = (objs, any_screen)
+    return _CANDIDATES[page]
+
+
 async def _identify(page: Page, grace_s: float, settle_ms: float | None) -> BasePage | None:
-    candidates = [cls(page) for cls in PAGE_TYPES]
-    any_screen = candidates[0].identity()
-    for obj in candidates[1:]:
-        any_screen = any_screen.or_(obj.identity())
+    candidates, any_screen = _candidates(page)
     try:
         await any_screen.first.wait_for(state="attached", timeout=grace_s * 1000)
     except PlaywrightTimeoutError:
@@ -79,8 +90,10 @@ async def _identify(page: Page, grace_s: float, settle_ms: float | None) -> Base
                 return None
         except PlaywrightError:
             return None
-    hits = await asyncio.gather(*(obj.is_current() for obj in candidates))
-    return next((obj for obj, hit in zip(candidates, hits, strict=True) if hit), None)
+    for obj in candidates:  # most specific first; the first hit decides, so a consent page costs one query
+        if await obj.is_current():
+            return obj
+    return None
 
 
 def screen_of(obj: BasePage | None) -> Screen:
