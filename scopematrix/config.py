@@ -33,7 +33,7 @@ def _bounded(text: str, path: Path) -> None:
     """Refuse what would hang or crash the loader: deep nesting, alias bombs (checked on the event stream,
     which is flat, before anything is built)."""
     depth = aliases = 0
-    for event in yaml.parse(text, Loader=LOADER):
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):  # pure Python: libyaml stops deep nests first
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import json
+import os
 import re
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,6 +62,8 @@ class FlowOptions:
     video: str = "off"  # on | off | retain-on-failure
     pinned: bool = True
     max_steps: int = 12
+    # A private folder where the processes of one run share their users' logins (None: this process only).
+    shared_logins: Path | None = None
 
 
 @dataclass
@@ -153,6 +158,48 @@ def authorize_url(target: Target, plan: WalkPlan, pinned: bool, state: str) -> s
         params["optional_scope"] = " ".join(optional)
     params["state"] = state
     return target.app_url + path + "?" + urlencode(params).replace("+", "%20")
+
+
+class SharedLogins:
+    """A user's signed-in state shared by the processes of one run (xdist workers, a resumed run): a file
+    only this OS user can read, in a private folder outside the reports, and a lock so that one process
+    logs in while the others wait for it. A state that HubSpot no longer accepts is replaced (force)."""
+
+    def __init__(self, folder: Path, user_id: str) -> None:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = folder / f"{slug(user_id)}.json"
+        self._lock_path = folder / f"{slug(user_id)}.lock"
+        self._fd: int | None = None
+
+    async def __aenter__(self) -> SharedLogins:
+        self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        await asyncio.to_thread(fcntl.flock, self._fd, fcntl.LOCK_EX)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def read(self) -> StorageState | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write(self, state: StorageState) -> None:
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(state, fh)
+        tmp.replace(self.path)
+
+
+def shared_logins_dir(run_id: str) -> Path:
+    """Where the processes of run `run_id` share logins: the OS user's private temp folder, never the reports."""
+    return Path(tempfile.gettempdir()) / f"scopematrix-{os.getuid()}" / "logins" / run_id
 
 
 @dataclass
@@ -292,14 +339,28 @@ class Harness:
                 state: StorageState = json.loads(Path(creds.storage_state).read_text())
                 self._states[user_id] = state
                 return state
-            await self._drop_idle(user_id)  # their cookies belong to the session being replaced
-            await self._limiter.wait()
-            self.logins += 1
-            async with self.slots:  # a login is a browser context in flight too
-                outcome = await self._login_once(user_id)
-            if not (isinstance(outcome, LoginFailure) and outcome.outcome is Outcome.ERROR):
-                self._states[user_id] = outcome  # infrastructure failures are retried, not remembered
-            return outcome
+            shared = SharedLogins(self.options.shared_logins, user_id) if self.options.shared_logins else None
+            if shared is None:
+                return await self._fresh_login(user_id, None)
+            async with shared:  # one process logs the user in; the others of the run wait and reuse it
+                # Another process's login, unless it is the very state that just failed here.
+                state_or_none = shared.read()
+                if state_or_none is not None and (not force or state_or_none != self._states.get(user_id)):
+                    self._states[user_id] = state_or_none
+                    return state_or_none
+                return await self._fresh_login(user_id, shared)
+
+    async def _fresh_login(self, user_id: str, shared: SharedLogins | None) -> StorageState | LoginFailure:
+        await self._drop_idle(user_id)  # their cookies belong to the session being replaced
+        await self._limiter.wait()
+        self.logins += 1
+        async with self.slots:  # a login is a browser context in flight too
+            outcome = await self._login_once(user_id)
+        if not (isinstance(outcome, LoginFailure) and outcome.outcome is Outcome.ERROR):
+            self._states[user_id] = outcome  # infrastructure failures are retried, not remembered
+            if shared is not None and not isinstance(outcome, LoginFailure):
+                shared.write(outcome)
+        return outcome
 
     async def _login_once(self, user_id: str) -> StorageState | LoginFailure:
         creds = self.target.credentials[user_id]

@@ -28,7 +28,7 @@ import pytest
 from scopematrix.browser import check_video, find_browser
 from scopematrix.engine import BrowserOptions, Engine, ResultSink
 from scopematrix.errors import UsageError
-from scopematrix.flow import FlowOptions, LoginFailure, slug
+from scopematrix.flow import FlowOptions, LoginFailure, shared_logins_dir, slug
 from scopematrix.matrix import Cell, Matrix, ScopeSetEntry, load_matrix
 from scopematrix.model import CellResult, Outcome
 from scopematrix.runs import new_run_id, read_ids, write_ids
@@ -52,6 +52,7 @@ class RunState:
     prefetched: set[str] = field(default_factory=set)
     selected: set[str] | None = None
     report: Path | None = None
+    share_logins: bool = False  # a matrix run: its processes (xdist workers, a resume) share logins
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     t0: float = field(default_factory=time.monotonic)
 
@@ -153,6 +154,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         check_video(_opt(config, "video"))
         config.stash[STATE] = _build_state(config, run_dir, winput)
+        config.stash[STATE].share_logins = True
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -274,6 +276,7 @@ def _engine(config: pytest.Config, state: RunState | None = None) -> Engine:
                 retries=int(_opt(config, "sm_retries", 1)),
                 tracing=str(_opt(config, "tracing", "off") or "off"),
                 video=str(_opt(config, "video", "off") or "off"),
+                shared_logins=shared_logins_dir(state.run_id) if state.share_logins else None,
                 pinned=state.matrix.spec.pinned,
             ),
             browser=BrowserOptions(
@@ -376,6 +379,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         state.engine.stop()
     if state.sim is not None:
         state.sim.stop()
+    if not state.is_worker and exitstatus != pytest.ExitCode.INTERRUPTED:
+        # The run's shared logins are session cookies: gone with the run (kept only for a resume).
+        shutil.rmtree(shared_logins_dir(state.run_id), ignore_errors=True)
     if state.is_worker or _opt(session.config, "sm_no_report") or _opt(session.config, "collectonly"):
         return
     if not session.items and not list(state.run_dir.glob("results-*.jsonl")):

@@ -16,9 +16,13 @@ import yaml
 from playwright.sync_api import sync_playwright
 
 from scopematrix.browser import CHROMIUM_ARGS, find_browser, playwright_ffmpeg
+from scopematrix.flow import shared_logins_dir
 from scopematrix.pages.base import SyncPageError
 from scopematrix.pages.screens import PAGE_TYPES, identify
-from scopematrix.simulator.scenario import DEFAULT_SCENARIO
+from scopematrix.simulator.app import create_app
+from scopematrix.simulator.scenario import DEFAULT_SCENARIO, load_scenario
+from scopematrix.simulator.server import SimServer
+from scopematrix.simulator.state import SimOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 MATRIX = str(ROOT / "fixtures" / "matrix.yaml")
@@ -143,3 +147,25 @@ def test_the_example_tests_pass_as_a_user_runs_them(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4 passed" in proc.stdout.splitlines()[-1]
+
+
+def test_the_workers_of_one_run_share_a_login_so_each_user_logs_in_once(tmp_path):
+    """-n 2: super-admin's cells run on one worker, sales-admin's on the other, whose diagnoses need the
+    super admin too. One login each, counted by the simulator's sessions; the shared logins are gone after."""
+    with SimServer(create_app(load_scenario(), SimOptions(test_support=True))) as server:
+        proc = subprocess.run(
+            [sys.executable, "-m", "scopematrix.cli", "run", "--user", "super-admin", "--user", "sales-admin",
+             "--account", "enterprise", "-n", "2", "--target-url", server.url, "--reports", str(tmp_path / "r")],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env={k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))},
+        )  # fmt: skip
+        sessions = len(server.app.simulator.state.sessions)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = next((tmp_path / "r").glob("run-*"))
+    cells = json.loads((run / "results.json").read_text())["cells"]
+    workers = {p.name for p in run.glob("results-gw*.jsonl")}
+    assert workers == {"results-gw0.jsonl", "results-gw1.jsonl"}  # both workers ran cells
+    diagnosed = [c for c in cells if c["user"] == "sales-admin" and c.get("diagnosis")]
+    assert diagnosed and all(c["diagnosis"]["attribution"] for c in diagnosed)  # the super admin was asked
+    assert sessions == 2
+    assert not shared_logins_dir(run.name).exists()
