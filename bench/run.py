@@ -324,14 +324,13 @@ def main() -> None:
         stats: dict[str, Any] = {}
         naive_rounds = {0, rounds - 1} if rounds > 1 else {0}  # the slow arm twice: first and last round
         for k in range(rounds):
+            ran = ["naive", "tuned", "default"] if k in naive_rounds else ["tuned", "default"]
             if k in naive_rounds:
                 arms["naive"].append(naive())
             arms["tuned"].append(tuned())
             timing, stats = default()
             arms["default"].append(timing)
-            print(
-                f"    round {k + 1}: " + ", ".join(f"{a} {v[-1]['wall_s']} s" for a, v in arms.items() if v), flush=True
-            )
+            print(f"    round {k + 1}: " + ", ".join(f"{a} {arms[a][-1]['wall_s']} s" for a in ran), flush=True)
         arm = {name: summary(v) for name, v in arms.items()}
         d_med, n_med, t_med = (arm[a]["wall_median_s"] for a in ("default", "naive", "tuned"))
         results["b_arms"] = arm
