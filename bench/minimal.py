@@ -1,12 +1,9 @@
-"""Baselines the benchmark compares against, hand-written Playwright over the same cells (log in, open the
-authorize URL, wait for the heading, screenshot), with no page objects, classification, retries or records.
-
-`run_minimal`: serial, one login per user. `run_tuned`: what a skilled engineer writes in an afternoon:
-every user logged in once (concurrently), then N contexts in flight in the same browser."""
+"""The in-process baseline of the benchmark's (a) row: a minimal hand-written Playwright loop over the same
+cells (log in once per user, open the authorize URL, wait for the heading, screenshot), serially, with no
+page objects, classification, retries or records. The other arms are bench/naive/ and bench/tuned.py."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import pyotp
 from playwright.async_api import Browser, BrowserContext
 
 from scopematrix.flow import WalkPlan, authorize_url
-from scopematrix.matrix import Cell, Matrix
+from scopematrix.matrix import Cell
 from scopematrix.target import Target
 
 
@@ -36,15 +33,13 @@ async def _login(browser: Browser, target: Target, user: str) -> BrowserContext:
     return context
 
 
-async def run_minimal(
-    browser: Browser, target: Target, matrix: Matrix, cells: list[Cell], out: Path, fresh_login: bool
-) -> float:
+async def run_minimal(browser: Browser, target: Target, cells: list[Cell], out: Path) -> float:
     """Seconds to take every cell's decisive screenshot, serially."""
     out.mkdir(parents=True, exist_ok=True)
     states: dict[str, object] = {}
     started = time.perf_counter()
     for n, cell in enumerate(cells):
-        if fresh_login or cell.user.id not in states:
+        if cell.user.id not in states:
             login = await _login(browser, target, cell.user.id)
             states[cell.user.id] = await login.storage_state()
             await login.close()
@@ -55,32 +50,4 @@ async def run_minimal(
         await page.locator("h1").first.wait_for()
         await page.screenshot(path=str(out / f"{n}.png"))
         await context.close()
-    return time.perf_counter() - started
-
-
-async def run_tuned(browser: Browser, target: Target, cells: list[Cell], out: Path, concurrency: int) -> float:
-    """Seconds for every cell's decisive screenshot: one login per user, `concurrency` contexts at a time."""
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    slots = asyncio.Semaphore(concurrency)
-
-    async def login(user: str) -> tuple[str, object]:
-        async with slots:
-            context = await _login(browser, target, user)
-            state = await context.storage_state()
-            await context.close()
-            return user, state
-
-    states = dict(await asyncio.gather(*(login(u) for u in dict.fromkeys(c.user.id for c in cells))))
-
-    async def one(n: int, cell: Cell) -> None:
-        async with slots:
-            context = await browser.new_context(storage_state=states[cell.user.id])  # type: ignore[arg-type]
-            page = await context.new_page()
-            await page.goto(authorize_url(target, WalkPlan.for_cell(cell), True, "bench"))
-            await page.locator("h1").first.wait_for()
-            await page.screenshot(path=str(out / f"{n}.png"))
-            await context.close()
-
-    await asyncio.gather(*(one(n, c) for n, c in enumerate(cells)))
     return time.perf_counter() - started

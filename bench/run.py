@@ -113,28 +113,17 @@ def engine(target: Target, matrix: Matrix, workdir: Path, concurrency: int, diag
     )  # fmt: skip
 
 
-LAST_RUN: dict[str, Any] = {}  # navigations and logins of the latest timed_harness run
-
-
 def timed_harness(target: Target, matrix: Matrix, cells: list[Cell], workdir: Path, concurrency: int) -> float:
     eng = engine(target, matrix, workdir, concurrency).start()
     try:
         started = time.perf_counter()
-        done = eng.run_all(cells)
-        seconds = time.perf_counter() - started
-        flows = [r.timings.get("navigations", 0.0) for r in done if r.outcome is not Outcome.LOGIN_FAILED]
-        LAST_RUN.update(
-            navigations_per_cell=round(sum(flows) / max(1, len(flows)), 3),
-            navigations_per_login=[r.timings["login_navigations"] for r in done if "login_navigations" in r.timings],
-            logins=eng.stats["logins"],
-            users=len({c.user.id for c in cells}),
-        )
-        return seconds
+        eng.run_all(cells)
+        return time.perf_counter() - started
     finally:
         eng.stop()
 
 
-def timed_minimal(target: Target, matrix: Matrix, cells: list[Cell], workdir: Path, fresh_login: bool) -> float:
+def timed_minimal(target: Target, matrix: Matrix, cells: list[Cell], workdir: Path) -> float:
     choice = find_browser(headless=True)
     assert choice is not None
 
@@ -142,7 +131,7 @@ def timed_minimal(target: Target, matrix: Matrix, cells: list[Cell], workdir: Pa
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=choice.executable_path, args=list(CHROMIUM_ARGS))
             try:
-                return await run_minimal(browser, target, matrix, cells, workdir / "minimal", fresh_login)
+                return await run_minimal(browser, target, cells, workdir / "minimal")
             finally:
                 await browser.close()
 
@@ -360,7 +349,7 @@ def main() -> None:
         }  # fmt: skip
 
         step("(a) harness vs minimal loop, serial, in one process")
-        minimal = timed_minimal(target, matrix, cells, workdir, fresh_login=False)
+        minimal = timed_minimal(target, matrix, cells, workdir)
         with PeakMemory() as memory:
             harness = timed_harness(target, matrix, cells, workdir, concurrency=1)
         results["a_overhead"] = {"minimal_s": round(minimal, 2), "harness_s": round(harness, 2),

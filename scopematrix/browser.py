@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from scopematrix.errors import UsageError
+
 # Flags for a closed network: without them Chromium phones home at every start (see README).
 CHROMIUM_ARGS = (
     "--disable-background-networking",
@@ -49,9 +51,13 @@ def _playwright_revision(name: str = "chromium") -> str | None:
     return None
 
 
+def _browsers_root() -> Path:
+    return Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
+
+
 def _playwright_build(name: str, folder: str, binary: str) -> Path | None:
     revision = _playwright_revision(name)
-    root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
+    root = _browsers_root()
     if revision is None or not root.is_dir():
         return None
     for candidate in root.glob(f"{folder}-{revision}/*/{binary}"):
@@ -71,16 +77,13 @@ def playwright_headless_shell() -> Path | None:
 def playwright_ffmpeg() -> Path | None:
     """Playwright's own ffmpeg build, which records videos (`playwright install ffmpeg`)."""
     revision = _playwright_revision("ffmpeg")
-    root = Path(os.environ.get("PLAYWRIGHT_BROWSERS_PATH") or Path.home() / ".cache" / "ms-playwright")
-    found = sorted(root.glob(f"ffmpeg-{revision}/ffmpeg-*")) if revision else []
+    found = sorted(_browsers_root().glob(f"ffmpeg-{revision}/ffmpeg-*")) if revision else []
     return next((f for f in found if os.access(f, os.X_OK)), None)
 
 
 def check_video(mode: str | None) -> None:
     """--video needs Playwright's ffmpeg: without it every context would fail to open, so refuse up front."""
     if mode and mode != "off" and playwright_ffmpeg() is None:
-        from scopematrix.errors import UsageError
-
         raise UsageError(
             f"--video {mode} needs Playwright's ffmpeg, which is not installed.",
             "run 'playwright install ffmpeg', or drop --video (--tracing on records every screen too).",

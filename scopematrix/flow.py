@@ -166,10 +166,25 @@ class SharedLogins:
     logs in while the others wait for it. A state that HubSpot no longer accepts is replaced (force)."""
 
     def __init__(self, folder: Path, user_id: str) -> None:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = folder / f"{slug(user_id)}.json"
         self._lock_path = folder / f"{slug(user_id)}.lock"
         self._fd: int | None = None
+
+    @classmethod
+    def open(cls, folder: Path | None, user_id: str) -> SharedLogins | None:
+        """None (this process logs in on its own) unless the folder is ours alone: a folder in the shared temp
+        directory that another OS user made (or a symlink) is never trusted with a session; ours is made 0700."""
+        if folder is None:
+            return None
+        try:
+            for level in (folder.parents[1], folder.parent, folder):
+                level.mkdir(mode=0o700, exist_ok=True)
+                if level.is_symlink() or level.lstat().st_uid != os.getuid():
+                    return None
+                level.chmod(0o700)
+        except OSError:
+            return None
+        return cls(folder, user_id)
 
     async def __aenter__(self) -> SharedLogins:
         self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -197,6 +212,11 @@ class SharedLogins:
         tmp.replace(self.path)
 
 
+def attempt_folder(run_dir: Path, cell_id: str, attempt: int) -> Path:
+    """Where a cell's attempt keeps its evidence: screenshots, trace.zip, video.webm."""
+    return run_dir / "cells" / slug(cell_id) / f"attempt-{attempt}"
+
+
 def shared_logins_dir(run_id: str) -> Path:
     """Where the processes of run `run_id` share logins: the OS user's private temp folder, never the reports."""
     return Path(tempfile.gettempdir()) / f"scopematrix-{os.getuid()}" / "logins" / run_id
@@ -217,8 +237,14 @@ class Navigations:
         self.count = 0
 
     def __call__(self, request: Request) -> None:
-        if request.is_navigation_request() and request.frame.parent_frame is None:
+        if main_frame_navigation(request):
             self.count += 1
+
+
+def main_frame_navigation(request: Request) -> bool:
+    """A document navigation of the page itself. Asked in this order: a service worker's request has no
+    frame, and asking for it raises."""
+    return request.is_navigation_request() and request.frame.parent_frame is None
 
 
 class LoginLimiter:
@@ -339,7 +365,7 @@ class Harness:
                 state: StorageState = json.loads(Path(creds.storage_state).read_text())
                 self._states[user_id] = state
                 return state
-            shared = SharedLogins(self.options.shared_logins, user_id) if self.options.shared_logins else None
+            shared = SharedLogins.open(self.options.shared_logins, user_id)
             if shared is None:
                 return await self._fresh_login(user_id, None)
             async with shared:  # one process logs the user in; the others of the run wait and reuse it
@@ -474,8 +500,8 @@ class Harness:
         await route.fulfill(status=200, content_type="text/html", body=REDIRECT_PAGE)
 
     def _on_request(self, request: Request) -> None:
-        watch = self._watches.get(request.frame.page)
-        if watch is None or not request.is_navigation_request() or request.frame.parent_frame is not None:
+        watch = self._watches.get(request.frame.page) if main_frame_navigation(request) else None
+        if watch is None:
             return
         watch.navigations += 1
         # The headless shell never hands a redirect (302) to the route above: read it from the request.
@@ -483,8 +509,10 @@ class Harness:
             self._redirected(request.frame.page, request.url)
 
     def _on_response(self, response: Response) -> None:
+        if response.request.resource_type != "document" or response.frame.parent_frame is not None:
+            return  # (resource type first: a service worker's response has no frame)
         watch = self._watches.get(response.frame.page)
-        if watch is not None and response.request.resource_type == "document" and response.frame.parent_frame is None:
+        if watch is not None:
             watch.statuses.append(response.status)
 
     def _redirected(self, page: Page, url: str) -> None:
@@ -684,7 +712,7 @@ class Harness:
         while attempts <= self.options.retries:
             attempts += 1
             ns = self.namespace(cell.id, f"a{attempts}")
-            folder = self.run_dir / "cells" / slug(cell.id) / f"attempt-{attempts}"
+            folder = attempt_folder(self.run_dir, cell.id, attempts)
             note = ""
             t0 = time.monotonic()
             plan = WalkPlan.for_cell(
@@ -713,7 +741,7 @@ class Harness:
             if not walk.outcome.infrastructure:
                 break
         url = authorize_url(self.target, WalkPlan.for_cell(cell), self.options.pinned, "REDACTED")
-        trace = self.run_dir / "cells" / slug(cell.id) / f"attempt-{attempts}" / "trace.zip"
+        trace = attempt_folder(self.run_dir, cell.id, attempts) / "trace.zip"
         return CellResult(
             cell_id=cell.id,
             user=cell.user.id,

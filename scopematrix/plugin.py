@@ -28,7 +28,7 @@ import pytest
 from scopematrix.browser import check_video, find_browser
 from scopematrix.engine import BrowserOptions, Engine, ResultSink
 from scopematrix.errors import UsageError
-from scopematrix.flow import FlowOptions, LoginFailure, shared_logins_dir, slug
+from scopematrix.flow import FlowOptions, LoginFailure, attempt_folder, shared_logins_dir
 from scopematrix.matrix import Cell, Matrix, ScopeSetEntry, load_matrix
 from scopematrix.model import CellResult, Outcome
 from scopematrix.runs import new_run_id, read_ids, write_ids
@@ -153,18 +153,22 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.output = str(run_dir / "playwright-output")
     try:
         check_video(_opt(config, "video"))
-        config.stash[STATE] = _build_state(config, run_dir, winput)
-        config.stash[STATE].share_logins = True
+        config.stash[STATE] = _build_state(config, run_dir, winput, share_logins=True)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 
 
 def _build_state(
-    config: pytest.Config, run_dir: Path, winput: dict[str, Any] | None, everyone: bool = False
+    config: pytest.Config,
+    run_dir: Path,
+    winput: dict[str, Any] | None,
+    everyone: bool = False,
+    share_logins: bool = False,
 ) -> RunState:
     """The run: matrix, selected cells, target (a simulator started here unless one is given).
 
-    `everyone`: a session of the user's own tests, which may sign in any matrix user.
+    `everyone`: a session of the user's own tests, which may sign in any matrix user. `share_logins`: a
+    matrix run, whose processes (xdist workers, a resume) share logins.
     """
     matrix = load_matrix(
         Path(_opt(config, "sm_matrix")) if _opt(config, "sm_matrix") else None,
@@ -187,7 +191,7 @@ def _build_state(
         from scopematrix.simulator.scenario import load_scenario
 
         scenario_path = Path(_opt(config, "sm_scenario")) if _opt(config, "sm_scenario") else None
-        url = winput["sm_sim_url"] if winput else _opt(config, "sm_target_url")
+        url = (winput or {}).get("sm_sim_url") or _opt(config, "sm_target_url")
         if url:
             scenario = load_scenario(scenario_path)
         else:
@@ -203,6 +207,7 @@ def _build_state(
         is_worker=winput is not None,
         worker_id=winput["workerid"] if winput else "main",
         sim=sim,
+        share_logins=share_logins,
     )
 
 
@@ -424,16 +429,11 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 # -- pytest-playwright's artifacts for a cell: --tracing, --video, --screenshot into --output -----------------
 
 
-def failing(result: CellResult) -> bool:
-    """The cell's test fails (a regression) or is broken (infrastructure, unknown screen)."""
-    return result.regression or (result.outcome.infrastructure and not result.matches_expectation)
-
-
 def publish_artifacts(config: pytest.Config, result: CellResult, output_path: str) -> list[Path]:
     """Copy the cell's trace, video and decisive screenshot into pytest-playwright's per-test folder, under
     the same options and names it uses for its own tests. The run folder keeps the originals."""
     run_dir = config.stash[STATE].run_dir
-    attempt = run_dir / "cells" / slug(result.cell_id) / f"attempt-{result.attempts}"
+    attempt = attempt_folder(run_dir, result.cell_id, result.attempts)
     wanted: list[tuple[str, Path | None, str]] = [
         ("tracing", run_dir / result.trace_path if result.trace_path else None, "trace.zip"),
         ("video", attempt / "video.webm", "video.webm"),
@@ -444,7 +444,8 @@ def publish_artifacts(config: pytest.Config, result: CellResult, output_path: st
         mode = str(_opt(config, option, "off") or "off")
         if source is None or not source.is_file() or mode == "off":
             continue
-        if mode != "on" and not failing(result):  # retain-on-failure, only-on-failure
+        # retain-on-failure, only-on-failure: the test fails or is broken exactly when the cell isn't as expected
+        if mode != "on" and result.matches_expectation:
             continue
         folder = Path(output_path)
         folder.mkdir(parents=True, exist_ok=True)
@@ -500,12 +501,12 @@ def sm_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if state is not None:
         yield state
         return
-    winput = _worker_input(request.config)
     try:
-        own = _build_state(request.config, tmp_path_factory.mktemp("scopematrix"), None, everyone=True)
+        own = _build_state(
+            request.config, tmp_path_factory.mktemp("scopematrix"), _worker_input(request.config), everyone=True
+        )
     except UsageError as exc:
         pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
-    own.is_worker, own.worker_id = winput is not None, (winput or {}).get("workerid", "main")
     try:
         yield own
     finally:

@@ -16,7 +16,7 @@ import yaml
 from playwright.sync_api import sync_playwright
 
 from scopematrix.browser import CHROMIUM_ARGS, find_browser, playwright_ffmpeg
-from scopematrix.flow import shared_logins_dir
+from scopematrix.flow import SharedLogins, shared_logins_dir
 from scopematrix.pages.base import SyncPageError
 from scopematrix.pages.screens import PAGE_TYPES, identify
 from scopematrix.simulator.app import create_app
@@ -169,3 +169,35 @@ def test_the_workers_of_one_run_share_a_login_so_each_user_logs_in_once(tmp_path
     assert diagnosed and all(c["diagnosis"]["attribution"] for c in diagnosed)  # the super admin was asked
     assert sessions == 2
     assert not shared_logins_dir(run.name).exists()
+
+
+def test_a_shared_login_folder_is_ours_alone_or_not_used(tmp_path):
+    mine = tmp_path / "mine" / "logins" / "run-1"
+    (tmp_path / "mine").mkdir(mode=0o755)
+    assert SharedLogins.open(mine, "sales-admin") is not None
+    assert all(oct(p.stat().st_mode & 0o777) == "0o700" for p in (tmp_path / "mine", mine.parent, mine))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    assert SharedLogins.open(tmp_path / "link" / "logins" / "run-1", "sales-admin") is None  # a planted symlink
+    assert SharedLogins.open(None, "sales-admin") is None
+
+
+LAUNCH_PROBE = """
+def test_flags(browser_type_launch_args{extra}):
+    print("FLAGS", browser_type_launch_args["args"])
+"""
+
+
+@pytest.mark.parametrize(("extra", "pinned"), [("", False), (", sm_target", True)])
+def test_only_sessions_on_the_simulator_have_their_browser_pinned_to_loopback(tmp_path, extra, pinned):
+    """pytest-playwright's browser gets the Chromium found; DNS is pinned only where our fixtures are used."""
+    (tmp_path / "test_probe.py").write_text(LAUNCH_PROBE.format(extra=extra))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(tmp_path / "test_probe.py"), "-q", "-s", "-p", "no:cacheprovider"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    flags = next(line for line in proc.stdout.splitlines() if line.startswith("FLAGS"))
+    assert "--disable-background-networking" in flags
+    assert ("--host-resolver-rules=MAP * ~NOTFOUND" in flags) is pinned
