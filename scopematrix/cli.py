@@ -262,6 +262,7 @@ def _run_dir(args: argparse.Namespace, matrix: Matrix) -> tuple[Path, list[str],
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
+    from scopematrix.engine import prewarm
     from scopematrix.matrix import load_matrix
     from scopematrix.report.build import RunMeta, text_diagnoses
     from scopematrix.runs import (
@@ -281,6 +282,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix, args.baseline)
     run_dir, planned, cells = _run_dir(args, matrix)
     _preflight(args, matrix, cells)
+    if cells and args.workers <= 1:
+        prewarm()  # Playwright's driver starts while pytest does (under xdist, each worker starts its own)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not args.resume:

@@ -41,12 +41,11 @@ from scopematrix.pages.errors import (
     PermissionDeniedPage,
 )
 from scopematrix.pages.login import LoginEmailPage, LoginPasswordPage, RememberMePage, TwoFactorPage
-from scopematrix.pages.screens import identify, screen_of
+from scopematrix.pages.screens import LOGIN_TYPES, identify, loaded, screen_of
 from scopematrix.redact import Redactor, redact_zip
 from scopematrix.target import Target, origin_of
 
 ISOLATION_HEADER = "X-Scopematrix-Isolation"
-LEFT_LOGIN_GRACE_S = 0.3
 REDIRECT_PAGE = "<html><head><title>Redirect captured</title></head><body><h1>Redirect captured</h1></body></html>"
 LOGIN_SCREENS = (Screen.LOGIN_EMAIL, Screen.LOGIN_PASSWORD, Screen.LOGIN_2FA, Screen.LOGIN_REMEMBER)
 StorageState = dict[str, Any]
@@ -293,6 +292,10 @@ class Harness:
         self._watches: dict[Page, WalkWatch] = {}
         self._login_locks: dict[str, asyncio.Lock] = {}
         self._login_navs: dict[str, int] = {}
+        # Preconditions: one install per account and scope set, in a namespace of this harness's own.
+        self._installs: dict[tuple[str, str], asyncio.Task[tuple[str, Walk]]] = {}
+        self._install_namespaces: list[str] = []
+        self._tag = secrets.token_hex(4)  # under xdist each worker's harness installs for its own cells
         self._limiter = LoginLimiter(logins_per_minute)
         # Bounds logins in flight; the engine sets it to its concurrency.
         self.slots = asyncio.Semaphore(4)
@@ -305,6 +308,8 @@ class Harness:
 
     async def close(self) -> None:
         await self._drop_idle()
+        for ns in self._install_namespaces:
+            await self.reset(ns)
         await self._http.aclose()
         if self._browser is not None and self._browser.is_connected():
             await self._browser.close()
@@ -399,11 +404,13 @@ class Harness:
             page.on("request", navigations)
             await page.goto(self.target.app_url + "/login", wait_until="domcontentloaded")
             for _ in range(self.options.max_steps):
-                # Past /login the account's home page shows; no page object knows it, so don't wait long.
+                # Past /login the account's home page shows, which no page object knows: once it has loaded,
+                # one look decides (no waiting for it to settle: HubSpot's home may never go quiet).
                 left_login = not urlsplit(page.url).path.startswith("/login")
-                # The home page is unknown by design: no waiting for it to settle (HubSpot's may never go quiet).
-                obj = await identify(page, LEFT_LOGIN_GRACE_S if left_login else self.options.grace_s,
-                                     None if left_login else self.options.timeout_ms)  # fmt: skip
+                if left_login:
+                    await loaded(page, self.options.timeout_ms)
+                obj = await identify(page, 0 if left_login else self.options.grace_s,
+                                     None if left_login else self.options.timeout_ms, expect=LOGIN_TYPES)  # fmt: skip
                 if isinstance(obj, LoginEmailPage | LoginPasswordPage | TwoFactorPage):
                     where = origin_of(page.url)
                     if where not in self.target.login_origins():
@@ -720,15 +727,24 @@ class Harness:
                 tracing=self.options.tracing != "off", video=self.options.video != "off",
             )  # fmt: skip
             own_login = self._states.get(cell.user.id)
+            shared = False
             if cell.scope_set.installed_by and not isinstance(own_login, LoginFailure):
                 installer = cell.scope_set.installed_by
-                pre = await self.walk(WalkPlan.for_cell(cell, installer, namespace=ns, approve=True, exchange=False))
+                if plan.approve:  # the cell installs too, which changes what the next cell sees: an install of its own
+                    pre = await self.walk(
+                        WalkPlan.for_cell(cell, installer, namespace=ns, approve=True, exchange=False)
+                    )
+                else:
+                    shared = True
+                    ns, pre = await self._shared_install(cell)
+                    plan = dataclasses.replace(plan, namespace=ns)
                 timings["precondition_s"] = round(time.monotonic() - t0, 3)
                 if pre.outcome.infrastructure:
                     # An outage during the precondition says nothing about this cell: infrastructure, retried.
                     walk = Walk(Outcome.ERROR, heading=pre.heading, captures=pre.captures, html_path=pre.html_path)
                     walk.error = walk.message = f"precondition: {installer}'s install failed: {pre.message}"
-                    await self.reset(ns)
+                    if not shared:
+                        await self.reset(ns)
                     continue
                 if not pre.outcome.installs:
                     note = f"precondition: {installer} could not install ({pre.outcome.value}). "
@@ -736,7 +752,7 @@ class Harness:
             walk = await self.walk(plan)
             timings["flow_s"] = round(time.monotonic() - t1, 3)
             timings["navigations"] = float(walk.navigations)
-            if plan.approve or cell.scope_set.installed_by:
+            if plan.approve or (cell.scope_set.installed_by and not shared):
                 await self.reset(ns)  # an install left state in this cell's namespace; a look at consent leaves none
             if not walk.outcome.infrastructure:
                 break
@@ -770,6 +786,34 @@ class Harness:
             installed_by=cell.scope_set.installed_by,
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
+
+    async def _shared_install(self, cell: Cell) -> tuple[str, Walk]:
+        """The scope set's install by its installer, once per account and scope set: the namespace it is in,
+        and its walk. The cells that follow it only look at consent, which changes nothing, so they share it
+        (as on HubSpot, where the app stays installed). One that failed for infrastructure is made afresh
+        by the next attempt."""
+        key = (cell.account.id, cell.scope_set.id)
+        task = self._installs.get(key)
+        if task is None:
+            ns = self.namespace("install", self._tag, *key, str(len(self._install_namespaces)))
+            self._install_namespaces.append(ns)
+            plan = WalkPlan.for_cell(cell, cell.scope_set.installed_by, namespace=ns, approve=True, exchange=False)
+            task = self._installs[key] = asyncio.ensure_future(self._install(ns, plan))
+        try:
+            ns, pre = await asyncio.shield(task)  # (a cell cancelled while waiting leaves the install to the others)
+        except Exception:
+            self._forget_install(key, task)
+            raise
+        if pre.outcome.infrastructure:
+            self._forget_install(key, task)
+        return ns, pre
+
+    def _forget_install(self, key: tuple[str, str], task: asyncio.Task[tuple[str, Walk]]) -> None:
+        if self._installs.get(key) is task:
+            del self._installs[key]
+
+    async def _install(self, ns: str, plan: WalkPlan) -> tuple[str, Walk]:
+        return ns, await self.walk(plan)
 
     def failed(self, cell: Cell, expected: Outcome | None, exc: BaseException) -> CellResult:
         """A cell whose run raised: infrastructure trouble with the reason, never a lost cell."""

@@ -153,7 +153,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.output = str(run_dir / "playwright-output")
     try:
         check_video(_opt(config, "video"))
-        config.stash[STATE] = _build_state(config, run_dir, winput, share_logins=True)
+        state = config.stash[STATE] = _build_state(config, run_dir, winput, share_logins=True)
+        if not _opt(config, "collectonly") and not (_opt(config, "numprocesses") and not state.is_worker):
+            # The browser starts while pytest collects (not for --co, nor on an xdist controller, which runs no cell).
+            _engine(config, state, wait=False)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -214,12 +217,15 @@ def _build_state(
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The plan is what pytest selected (after -k, -m, --lf): write it where the CLI reads it back."""
     state = session.config.stash.get(STATE, None)
-    plan = _opt(session.config, "sm_plan")
-    if state is None or not plan or (_opt(session.config, "numprocesses") and not state.is_worker):
+    if state is None or (_opt(session.config, "numprocesses") and not state.is_worker):
         return  # under xdist the workers collect, the controller doesn't
-    tmp = Path(plan).with_name(f".{state.worker_id}.plan.tmp")
-    write_ids(tmp, [cid for item in session.items if (cid := _cell_id(item))])
-    tmp.replace(plan)
+    plan = _opt(session.config, "sm_plan")
+    if plan:
+        tmp = Path(plan).with_name(f".{state.worker_id}.plan.tmp")
+        write_ids(tmp, [cid for item in session.items if (cid := _cell_id(item))])
+        tmp.replace(plan)
+    if state.engine is not None and not state.is_worker:
+        _prefetch(state, session, state.engine, "")  # the logins and the first cells start now, not at the first test
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -258,7 +264,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
-def _engine(config: pytest.Config, state: RunState | None = None) -> Engine:
+def _engine(config: pytest.Config, state: RunState | None = None, wait: bool = True) -> Engine:
     state = state or config.stash[STATE]
     if state.engine is None:
         headless = not _opt(config, "headed", False)
@@ -296,7 +302,7 @@ def _engine(config: pytest.Config, state: RunState | None = None) -> Engine:
             diagnose=not _opt(config, "sm_no_diagnose"),
             sink=ResultSink(state.run_dir / f"results-{state.worker_id}.jsonl"),
             logins_per_minute=_opt(config, "sm_logins_per_minute") or (6.0 if is_live else None),
-        ).start()
+        ).start(wait)
     return state.engine
 
 

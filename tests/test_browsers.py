@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from playwright.async_api import Error as PlaywrightError
 
+from scopematrix import engine as engine_module
 from scopematrix.browser import BrowserChoice, find_browser
-from scopematrix.engine import BrowserOptions, Engine
+from scopematrix.engine import BrowserOptions, Engine, prewarm
 from scopematrix.flow import FlowOptions
 from scopematrix.matrix import load_matrix
 from scopematrix.model import Outcome
@@ -64,3 +65,41 @@ def test_the_redirect_is_captured_and_nothing_resolves_but_loopback(scenario: Sc
     assert result.timings["navigations"] == 3  # the authorize URL, the consent POST, the redirect: no detours
     for answer in (outside, redirect):
         assert "ERR_NAME_NOT_RESOLVED" in answer, answer
+
+
+def _engine(scenario: Scenario, url: str, tmp_path, executable: str | None) -> Engine:
+    return Engine(
+        target=sim_target(MATRIX, scenario, url, {"admin-marketplace"}), matrix=MATRIX, run_dir=tmp_path,
+        run_id="w", flow=FlowOptions(), browser=BrowserOptions(executable), concurrency=1, diagnose=False, sink=None,
+    )  # fmt: skip
+
+
+def test_a_prewarmed_driver_is_taken_by_the_next_engine_and_only_by_it(scenario: Scenario, tmp_path):
+    (cell,) = [c for c in MATRIX.cells() if c.id == CELL]
+    prewarm()
+    prewarm()  # (one spare at most)
+    assert len(engine_module._SPARE) == 1
+    spare = engine_module._SPARE[0]
+    assert spare.playwright is not None and spare.thread.is_alive()  # Node is starting already
+    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
+        first = _engine(scenario, server.url, tmp_path, browsers()[0].executable_path)
+        second = _engine(scenario, server.url, tmp_path, browsers()[0].executable_path)
+        assert first._driver is spare and second._driver is not spare and not engine_module._SPARE
+        first.start()
+        try:
+            assert first.result(cell).outcome is Outcome.GRANTED_PARTIAL
+        finally:
+            first.stop()
+            second.stop()
+    assert not spare.thread.is_alive()
+
+
+def test_a_start_that_does_not_wait_reports_a_failed_launch_at_the_first_call(scenario: Scenario, tmp_path):
+    (cell,) = [c for c in MATRIX.cells() if c.id == CELL]
+    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
+        engine = _engine(scenario, server.url, tmp_path, str(tmp_path / "no-such-browser")).start(wait=False)
+        try:
+            with pytest.raises(PlaywrightError):
+                engine.result(cell, timeout=60)
+        finally:
+            engine.stop()  # returns: nothing half-started is left waiting

@@ -12,20 +12,27 @@ from scopematrix.flow import FlowOptions
 from scopematrix.matrix import Cell, load_matrix
 from scopematrix.model import Outcome
 from scopematrix.simtarget import sim_target
-from scopematrix.simulator.app import create_app
+from scopematrix.simulator.app import SimulatorApp, create_app
 from scopematrix.simulator.scenario import Scenario, ScenarioSpec, SwitchesSpec
 from scopematrix.simulator.server import SimServer
-from scopematrix.simulator.state import SimOptions
+from scopematrix.simulator.state import Fault, SimOptions
 from tests.oracle import decide, expected_outcome, request
 
 pytestmark = pytest.mark.e2e
 MATRIX = load_matrix()
 
 
-def run_cells(scenario: Scenario, cells: list[Cell], run_dir: Path, approve: bool = False, diagnose: bool = True):
+def run_cells(
+    scenario: Scenario,
+    cells: list[Cell],
+    run_dir: Path,
+    approve: bool = False,
+    diagnose: bool = True,
+    app: SimulatorApp | None = None,
+):
     choice = find_browser(headless=True)
     assert choice is not None, "make setup installs a browser"
-    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
+    with SimServer(app or create_app(scenario, SimOptions(test_support=True))) as server:
         target = sim_target(MATRIX, scenario, server.url, MATRIX.users_needed(cells))
         engine = Engine(
             target=target,
@@ -183,3 +190,50 @@ def test_through_the_account_picker_with_totp_to_the_redirect(tmp_path, scenario
     assert result.granted_scopes == (
         "oauth", "crm.objects.contacts.read", "crm.objects.deals.read", "crm.objects.leads.read"
     )  # fmt: skip
+
+
+class ConsentDecisions:
+    """Counts the consent decisions posted to the simulator (each install posts one)."""
+
+    def __init__(self, app: SimulatorApp) -> None:
+        self.inner, self.posts = app.app, 0
+        app.app = self
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/oauth/authorize/decision":
+            self.posts += 1
+        await self.inner(scope, receive, send)
+
+
+AFTER_SUPER_ADMIN = [
+    c for c in MATRIX.select(accounts=["marketing-pro"], scope_sets=["crm-after-super-admin"])
+    if c.user.id != "former-employee"  # (whose login fails: no precondition is made for them)
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("approve", [False, True], ids=["look", "approve"])
+def test_a_precondition_install_is_made_once_per_account_and_scope_set(tmp_path, scenario, approve):
+    """Cells that only look at consent share the super admin's install; cells that install themselves
+    (--approve) each get an install of their own, since theirs changes what the next cell would see."""
+    app = create_app(scenario, SimOptions(test_support=True))
+    decisions = ConsentDecisions(app)
+    results, _, _ = run_cells(scenario, AFTER_SUPER_ADMIN, tmp_path, approve=approve, diagnose=False, app=app)
+    assert len(results) == 5
+    for cell, result in zip(AFTER_SUPER_ADMIN, results, strict=True):
+        assert result.outcome is expected_outcome(scenario, cell, MATRIX), cell.id
+        assert "precondition" not in result.message and result.attempts == 1, result
+    if approve:  # one install per cell, and each cell that reaches consent posts its own decision
+        own = sum(r.outcome.installs for r in results)
+        assert own > 0 and decisions.posts == len(results) + own
+    else:
+        assert decisions.posts == 1
+
+
+def test_a_shared_install_lost_to_an_outage_is_made_afresh_by_the_next_attempt(tmp_path, scenario):
+    app = create_app(scenario, SimOptions(test_support=True, faults=[Fault("/oauth/authorize/decision", "5xx", 1)]))
+    decisions = ConsentDecisions(app)
+    results, _, _ = run_cells(scenario, AFTER_SUPER_ADMIN, tmp_path, diagnose=False, app=app)
+    for cell, result in zip(AFTER_SUPER_ADMIN, results, strict=True):
+        assert result.outcome is expected_outcome(scenario, cell, MATRIX), result
+    assert app.options.faults[0].times == 0 and decisions.posts == 1  # the outage took one; one made afresh
+    assert any(r.attempts == 2 for r in results)  # the cells that waited for the failed one were retried

@@ -102,8 +102,9 @@ class BasePage:
             task.result()
 
     async def dismiss_cookie_banner(self) -> None:
-        if await self._decline_cookies.count() and await self._decline_cookies.first.is_visible():
-            await self._decline_cookies.first.click()
+        shown = self._decline_cookies.filter(visible=True).first
+        if await shown.count():  # (one query: most screens have no banner)
+            await shown.click()
             await self._decline_cookies.first.wait_for(state="detached")
 
     def secret_fields(self) -> list[Locator]:

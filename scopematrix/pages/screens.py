@@ -41,6 +41,14 @@ PAGE_TYPES: tuple[type[BasePage], ...] = (
 )
 
 
+async def loaded(page: Page, timeout_ms: float) -> None:
+    """Wait until the document has loaded (bounded by `timeout_ms`; a page that never finishes is looked at anyway)."""
+    try:
+        await page.wait_for_load_state("load", timeout=timeout_ms)
+    except PlaywrightTimeoutError:
+        return
+
+
 async def settle(page: Page, timeout_ms: float) -> None:
     """Wait until the document has loaded and the network is quiet (each wait bounded by `timeout_ms`)."""
     states: tuple[Literal["load", "networkidle"], ...] = ("load", "networkidle")
@@ -51,17 +59,24 @@ async def settle(page: Page, timeout_ms: float) -> None:
             return
 
 
-def identify(page: Page, grace_s: float, settle_ms: float | None = 15_000) -> Coroutine[Any, Any, BasePage | None]:
+LOGIN_TYPES: tuple[type[BasePage], ...] = (TwoFactorPage, RememberMePage, LoginPasswordPage, LoginEmailPage)
+
+
+def identify(
+    page: Page, grace_s: float, settle_ms: float | None = 15_000, expect: tuple[type[BasePage], ...] = ()
+) -> Coroutine[Any, Any, BasePage | None]:
     """The page object for the current screen, or None when the settled page matches none.
 
-    One wait in the browser for any screen's identity; if none shows within `grace_s`, the page is
-    given time to settle (`settle_ms`; None: an unknown screen is expected, don't wait) and checked once
-    more. Then the identities are checked in order, most specific first: no polling.
+    The identities are checked in order, most specific first, the `expect`ed ones (in that same order)
+    before the others. When none shows yet, one wait in the browser for any of them; if none shows within
+    `grace_s` (0: don't wait, the caller knows the page has loaded), the page is given time to settle
+    (`settle_ms`; None: an unknown screen is expected, don't wait) and checked once more, in order. No
+    polling, and on the screen the caller expects, one query.
 
     A sync page is refused here, at the call, not when (if ever) the coroutine is awaited.
     """
     require_async(page)
-    return _identify(page, grace_s, settle_ms)
+    return _identify(page, grace_s, settle_ms, expect)
 
 
 # Every page object of a page, built once: the page is reused walk after walk, and locators are only descriptions.
@@ -78,9 +93,23 @@ def _candidates(page: Page) -> tuple[list[BasePage], Locator]:
     return _CANDIDATES[page]
 
 
-async def _identify(page: Page, grace_s: float, settle_ms: float | None) -> BasePage | None:
+async def _identify(
+    page: Page, grace_s: float, settle_ms: float | None, expect: tuple[type[BasePage], ...]
+) -> BasePage | None:
     candidates, any_screen = _candidates(page)
+    if expect:
+        candidates = sorted(candidates, key=lambda c: not isinstance(c, expect))  # (stable: the order holds)
     try:
+        # A loaded page mostly shows its screen already: look before waiting (a consent page costs one query,
+        # where the query for any screen costs several times that in the renderer).
+        found = await _first_current(candidates)
+    except PlaywrightError:
+        found = None  # the document changed under the query: wait for it below
+    if found is not None:
+        return found
+    try:
+        if grace_s <= 0:  # (Playwright reads a timeout of 0 as "no timeout")
+            raise PlaywrightTimeoutError("no grace")
         await any_screen.first.wait_for(state="attached", timeout=grace_s * 1000)
     except PlaywrightTimeoutError:
         if settle_ms is not None:
@@ -90,7 +119,11 @@ async def _identify(page: Page, grace_s: float, settle_ms: float | None) -> Base
                 return None
         except PlaywrightError:
             return None
-    for obj in candidates:  # most specific first; the first hit decides, so a consent page costs one query
+    return await _first_current(candidates)
+
+
+async def _first_current(candidates: list[BasePage]) -> BasePage | None:
+    for obj in candidates:  # most specific first: the first hit decides
         if await obj.is_current():
             return obj
     return None
