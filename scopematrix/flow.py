@@ -41,7 +41,7 @@ from scopematrix.pages.errors import (
     PermissionDeniedPage,
 )
 from scopematrix.pages.login import LoginEmailPage, LoginPasswordPage, RememberMePage, TwoFactorPage
-from scopematrix.pages.screens import LOGIN_TYPES, identify, loaded, screen_of
+from scopematrix.pages.screens import LOGIN_TYPES, identify, screen_of, settle
 from scopematrix.redact import Redactor, redact_zip
 from scopematrix.target import Target, origin_of
 
@@ -408,7 +408,7 @@ class Harness:
                 # one look decides (no waiting for it to settle: HubSpot's home may never go quiet).
                 left_login = not urlsplit(page.url).path.startswith("/login")
                 if left_login:
-                    await loaded(page, self.options.timeout_ms)
+                    await settle(page, self.options.timeout_ms, quiet=False)
                 obj = await identify(page, 0 if left_login else self.options.grace_s,
                                      None if left_login else self.options.timeout_ms, expect=LOGIN_TYPES)  # fmt: skip
                 if isinstance(obj, LoginEmailPage | LoginPasswordPage | TwoFactorPage):

@@ -1,4 +1,4 @@
-"""Nightly CI and pre-release checks: exit codes, baselines, history, shards + merge, `check`."""
+"""Nightly CI and pre-release checks: exit codes, baselines, history, shards + merge, the nightly, `check`."""
 
 from __future__ import annotations
 
@@ -130,14 +130,13 @@ def test_check_rejects_an_unknown_scope_in_one_line():
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_nightly_workflow_shards_merges_and_reads_every_secret():
+def test_nightly_workflow_runs_the_whole_matrix_in_one_job_and_reads_every_secret():
     flow = yaml.safe_load((ROOT / ".github/workflows/nightly.yml").read_text())
     triggers = flow[True] if True in flow else flow["on"]  # YAML reads a bare `on:` as True
     assert "schedule" in triggers and "workflow_dispatch" in triggers
-    shards = flow["jobs"]["shard"]["strategy"]["matrix"]["shard"]
-    assert flow["env"]["SHARDS"] == str(len(shards))
-    steps = " ".join(str(step.get("run", "")) for job in flow["jobs"].values() for step in job["steps"])
-    assert "scopematrix run" in steps and "--shard" in steps and "scopematrix merge" in steps
+    assert list(flow["jobs"]) == ["matrix"]  # one job: a login is never needed twice in a night
+    script = _step(flow, "matrix", "Run the matrix")
+    assert "scopematrix run" in script and "--shard" not in script
     example = (ROOT / ".env.example").read_text()
     names = {line.split("=")[0].lstrip("# ").strip() for line in example.splitlines() if "=" in line}
     names.discard("SCOPEMATRIX_CHROMIUM")
@@ -149,37 +148,29 @@ def _step(flow: dict, job: str, name: str) -> str:
     return next(step["run"] for step in flow["jobs"][job]["steps"] if step.get("name") == name)
 
 
-def test_the_nightly_scripts_as_written_never_go_green_on_a_shard_that_could_not_run(tmp_path):
-    """The workflow's own shard and merge scripts, run in order: shard 2 fails on its configuration (it
-    looks for live secrets it doesn't have), and the merged status is not 0 and names what is missing."""
+def _nightly(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The workflow's own "Run the matrix" script, as written, in a fresh checkout-like folder."""
     flow = yaml.safe_load((ROOT / ".github/workflows/nightly.yml").read_text())
-    shard_script, merge_script = _step(flow, "shard", "Run shard"), _step(flow, "merge", "Merge shards into one report")
-    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    if not (tmp_path / ".venv").exists():
+        (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))}
-    codes = {}
-    for shard in (1, 2, 3):
-        env = {**base, "SHARD": str(shard), "SHARDS": flow["env"]["SHARDS"]}
-        if shard == 2:
-            env["SCOPEMATRIX_CLIENT_SECRET"] = "only-one-of-the-secrets"
-        proc = subprocess.run(["bash", "-c", shard_script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)  # fmt: skip
-        codes[shard] = proc.returncode
-        artifact = tmp_path / "shards" / f"shard-{shard}"  # what download-artifact lays out
-        for run in (tmp_path / "shard-reports").glob("run-*"):
-            artifact.mkdir(parents=True, exist_ok=True)
-            run.rename(artifact / run.name)
-    assert codes == {1: 0, 2: 2, 3: 0}, codes
-    merged = subprocess.run(["bash", "-c", merge_script], cwd=tmp_path, capture_output=True, text=True,
-                            env={**base, "OUT": "reports/run-nightly-1-1"}, timeout=300)  # fmt: skip
-    assert merged.returncode == 3, merged.stdout + merged.stderr
-    line = next(x for x in merged.stdout.splitlines() if "have no result" in x)
-    ran = json.loads((tmp_path / "reports/run-nightly-1-1/results.json").read_text())["cells"]
-    every = {c.id for c in load_matrix().cells()}
-    missing = every - {c["cell_id"] for c in ran}
-    assert ran and missing, "shard 2's users ran nowhere"
-    assert line.startswith(f"{len(missing)} planned cell(s) have no result: ")
-    named = line.split(": ", 1)[1].split(" and ")[0].split(", ")
-    assert set(named) <= missing and len(named) == min(5, len(missing)), line  # real missing cells, by id
+    return subprocess.run(["bash", "-c", _step(flow, "matrix", "Run the matrix")], cwd=tmp_path,
+                          env={**base, **env}, capture_output=True, text=True, timeout=900)  # fmt: skip
+
+
+def test_the_nightly_as_written_logs_each_user_in_once_and_passes_only_on_every_cell(tmp_path):
+    proc = _nightly(tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cells = json.loads((tmp_path / "reports/latest/results.json").read_text())["cells"]
+    assert {c["cell_id"] for c in cells} == {c.id for c in load_matrix().cells()}  # every cell, with diagnosis
+    logins = [c["user"] for c in cells if "login_navigations" in c["timings"]]
+    assert sorted(logins) == sorted({c["user"] for c in cells})  # one login per matrix user, in the whole night
+
+
+def test_the_nightly_as_written_is_red_on_a_configuration_error_and_writes_nothing(tmp_path):
+    proc = _nightly(tmp_path, SCOPEMATRIX_CLIENT_SECRET="only-one-of-the-secrets")  # looks for live secrets
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "reports").exists()
 
 
 def test_pytest_habits_pass_through_and_the_plan_is_what_pytest_selected(tmp_path):

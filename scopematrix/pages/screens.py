@@ -41,17 +41,10 @@ PAGE_TYPES: tuple[type[BasePage], ...] = (
 )
 
 
-async def loaded(page: Page, timeout_ms: float) -> None:
-    """Wait until the document has loaded (bounded by `timeout_ms`; a page that never finishes is looked at anyway)."""
-    try:
-        await page.wait_for_load_state("load", timeout=timeout_ms)
-    except PlaywrightTimeoutError:
-        return
-
-
-async def settle(page: Page, timeout_ms: float) -> None:
-    """Wait until the document has loaded and the network is quiet (each wait bounded by `timeout_ms`)."""
-    states: tuple[Literal["load", "networkidle"], ...] = ("load", "networkidle")
+async def settle(page: Page, timeout_ms: float, quiet: bool = True) -> None:
+    """Wait until the document has loaded and (`quiet`) the network is quiet, each wait bounded by
+    `timeout_ms`: a page that never gets there is looked at anyway."""
+    states: tuple[Literal["load", "networkidle"], ...] = ("load", "networkidle") if quiet else ("load",)
     for state in states:
         try:
             await page.wait_for_load_state(state, timeout=timeout_ms)
