@@ -307,7 +307,9 @@ class Harness:
         )
 
     async def close(self) -> None:
-        await self._drop_idle()
+        if self._browser is None or not self._browser.is_connected():
+            await self._drop_idle()  # (else closing the browser closes them all at once)
+        self._idle.clear()
         for ns in self._install_namespaces:
             await self.reset(ns)
         await self._http.aclose()
@@ -602,45 +604,21 @@ class Harness:
             picker = AccountPickerPage(page)
             if obj is None and not self.options.pinned and await picker.lists(plan.hub_id, plan.account_name):
                 obj = picker  # a picker whose heading we don't know, but that lists the account
-            await self._capture(obj, page, plan.folder, walk.captures)
-            walk.heading = self.redact(await obj.heading_text()) if obj is not None else ""
-            if obj is None:
-                if statuses and statuses[-1] >= 500:
-                    walk.outcome, walk.error = Outcome.ERROR, f"HTTP {statuses[-1]} from the target"
-                else:
-                    walk.outcome = Outcome.UNRECOGNIZED
-                    walk.heading = self.redact((await page.title()).strip())
-                walk.message = walk.error or f"unknown screen at {self.redact(page.url.split('?')[0])}"
-                break
-            if obj.SCREEN in LOGIN_SCREENS:
-                walk.needs_login = True
-                break
-            if isinstance(obj, AccountPickerPage):
+            # The screenshot is taken while the screen is read (both only look); acting on the screen waits for it.
+            shot = asyncio.ensure_future(self._capture(obj, page, plan.folder, walk.captures))
+            try:
+                decided = await self._read(obj, page, plan, walk, statuses)
+            finally:
+                await shot
+            if not decided:  # the account picker: choose the account, then the next screen
+                assert isinstance(obj, AccountPickerPage)
                 if not await obj.choose(plan.hub_id, plan.account_name):
                     walk.outcome, walk.message = Outcome.UNRECOGNIZED, f"the account picker does not list {plan.hub_id}"
                     break
                 continue
-            if isinstance(obj, ConsentPage):
-                walk.offered = await obj.scopes_shown(("oauth", *plan.scopes), plan.optional)
-                walk.outcome = consent_outcome(walk.offered, plan.optional)
-                if plan.approve:
-                    await obj.approve()
-                    await self._finish_install(walk, plan, captured, expected_state)
-                break
-            if isinstance(obj, ConnectionErrorPage):
-                walk.message = self.redact(await obj.message())
-                walk.outcome = classify_error(await obj.cause())
-                break
-            if isinstance(obj, PermissionDeniedPage):
-                walk.message = self.redact(await obj.message() or await obj.heading_text())
-                walk.missing_permissions = tuple(self.redact(p) for p in await obj.missing_permissions())
-                walk.outcome = Outcome.DENIED_PERMISSIONS
-                break
-            if isinstance(obj, ApprovalNeededPage):
-                walk.message = self.redact(await obj.message())
-                walk.outcome = Outcome.NEEDS_APPROVAL
-                break
-            walk.outcome, walk.message = Outcome.UNRECOGNIZED, f"unexpected screen: {obj.SCREEN.value}"
+            if isinstance(obj, ConsentPage) and plan.approve:
+                await obj.approve()
+                await self._finish_install(walk, plan, captured, expected_state)
             break
         else:
             walk.outcome, walk.message = Outcome.UNRECOGNIZED, "too many screens without a decision"
@@ -650,6 +628,38 @@ class Harness:
         if not walk.needs_login:
             walk.captures = list(flag_decisive(walk.captures))
         return walk
+
+    async def _read(self, obj: BasePage | None, page: Page, plan: WalkPlan, walk: Walk, statuses: list[int]) -> bool:
+        """What the screen says, into `walk`, only looking: True when it decides the walk; False for the
+        account picker, which is to be acted on."""
+        walk.heading = self.redact(await obj.heading_text()) if obj is not None else ""
+        if obj is None:
+            if statuses and statuses[-1] >= 500:
+                walk.outcome, walk.error = Outcome.ERROR, f"HTTP {statuses[-1]} from the target"
+            else:
+                walk.outcome = Outcome.UNRECOGNIZED
+                walk.heading = self.redact((await page.title()).strip())
+            walk.message = walk.error or f"unknown screen at {self.redact(page.url.split('?')[0])}"
+        elif obj.SCREEN in LOGIN_SCREENS:
+            walk.needs_login = True
+        elif isinstance(obj, AccountPickerPage):
+            return False
+        elif isinstance(obj, ConsentPage):
+            walk.offered = await obj.scopes_shown(("oauth", *plan.scopes), plan.optional)
+            walk.outcome = consent_outcome(walk.offered, plan.optional)
+        elif isinstance(obj, ConnectionErrorPage):
+            walk.message = self.redact(await obj.message())
+            walk.outcome = classify_error(await obj.cause())
+        elif isinstance(obj, PermissionDeniedPage):
+            walk.message = self.redact(await obj.message() or await obj.heading_text())
+            walk.missing_permissions = tuple(self.redact(p) for p in await obj.missing_permissions())
+            walk.outcome = Outcome.DENIED_PERMISSIONS
+        elif isinstance(obj, ApprovalNeededPage):
+            walk.message = self.redact(await obj.message())
+            walk.outcome = Outcome.NEEDS_APPROVAL
+        else:
+            walk.outcome, walk.message = Outcome.UNRECOGNIZED, f"unexpected screen: {obj.SCREEN.value}"
+        return True
 
     async def _finish_install(
         self, walk: Walk, plan: WalkPlan, captured: asyncio.Future[str], expected_state: str
