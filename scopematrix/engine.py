@@ -153,9 +153,9 @@ class Engine:
         self._loop, self._thread = self._driver.loop, self._driver.thread
         self._futures: dict[str, Future[CellResult]] = {}
         self._ready: Future[None] = Future()  # Playwright and the browser started (see start)
+        self._ready.set_result(None)  # (nothing to wait for until start)
         self._lock = threading.Lock()
         self.harness: Harness | None = None
-        self._pw: Playwright | None = None
         self._sem: asyncio.Semaphore | None = None
         self._diagnoser: Diagnoser | None = None
 
@@ -175,7 +175,7 @@ class Engine:
 
     async def _setup(self) -> None:
         assert self._driver.playwright is not None
-        self._pw = pw = await asyncio.wrap_future(self._driver.playwright)
+        pw = await asyncio.wrap_future(self._driver.playwright)
         redirect_hosts = [urlsplit(a.redirect_uri).hostname or "" for a in self.target.apps.values()]
         rules = host_rules(redirect_hosts, loopback_only=self.target.kind == "sim")
         options = dataclasses.replace(self.browser_options, extra_args=(*self.browser_options.extra_args, rules))
@@ -267,8 +267,9 @@ class Engine:
                 await asyncio.wrap_future(self._ready)
             if self.harness is not None:
                 await self.harness.close()
-            if self._pw is not None:
-                await self._pw.stop()
+            if self._driver.playwright is not None:  # (a prewarmed driver too, if this engine never started)
+                with contextlib.suppress(Exception):
+                    await (await asyncio.wrap_future(self._driver.playwright)).stop()
 
         if self._thread.is_alive():
             for fut in self._futures.values():

@@ -154,8 +154,9 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         check_video(_opt(config, "video"))
         state = config.stash[STATE] = _build_state(config, run_dir, winput, share_logins=True)
-        if not _opt(config, "collectonly") and not (_opt(config, "numprocesses") and not state.is_worker):
-            # The browser starts while pytest collects (not for --co, nor on an xdist controller, which runs no cell).
+        runs_cells = not (_opt(config, "collectonly") or _opt(config, "help"))
+        if runs_cells and not (_opt(config, "numprocesses") and not state.is_worker):
+            # The browser starts while pytest collects (not for --co or --help, nor on an xdist controller).
             _engine(config, state, wait=False)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from playwright.async_api import Error as PlaywrightError
@@ -103,3 +104,13 @@ def test_a_start_that_does_not_wait_reports_a_failed_launch_at_the_first_call(sc
                 engine.result(cell, timeout=60)
         finally:
             engine.stop()  # returns: nothing half-started is left waiting
+
+
+def test_an_engine_that_took_a_prewarmed_driver_but_never_started_stops_at_once(scenario: Scenario, tmp_path):
+    prewarm()
+    spare = engine_module._SPARE[0]
+    engine = _engine(scenario, "http://127.0.0.1:9", tmp_path, None)
+    assert engine._driver is spare
+    started = time.monotonic()
+    engine.stop()  # nothing to wait for: the driver it took is stopped, its thread ends
+    assert time.monotonic() - started < 10 and not spare.thread.is_alive()
