@@ -245,11 +245,13 @@ def run_stats(reports: Path) -> dict[str, Any]:
     doc = json.loads(next(reports.glob("run-*/results.json")).read_text())
     cells = doc["cells"]
     flows = [c["timings"].get("navigations", 0.0) for c in cells if c["outcome"] != "login_failed"]
-    logins = [c["timings"]["login_navigations"] for c in cells if "login_navigations" in c["timings"]]
+    logins = sum(c["timings"].get("logins", 0.0) for c in cells)  # every login of the run is on some record
+    login_navs = sum(c["timings"].get("login_navigations", 0.0) for c in cells)
     denied = [c for c in cells if c["outcome"] in ("denied_account", "denied_permissions", "needs_approval")]
     probes = [c["timings"].get("diagnosis_probes", 0.0) for c in denied]
-    return {"navigations_per_cell": round(sum(flows) / max(1, len(flows)), 3), "navigations_per_login": logins,
-            "logins": len(logins), "users": len({c["user"] for c in cells}), "denied_cells": len(denied),
+    return {"navigations_per_cell": round(sum(flows) / max(1, len(flows)), 3),
+            "navigations_per_login": round(login_navs / max(1.0, logins), 2),
+            "logins": int(logins), "users": len({c["user"] for c in cells}), "denied_cells": len(denied),
             "probes": sum(probes)}  # fmt: skip
 
 

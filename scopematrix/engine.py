@@ -216,10 +216,12 @@ class Engine:
                 result = dataclasses.replace(result, must_install=True)
             if self.diagnose and result.outcome.blocked:
                 result = await self._diagnosed(cell, result)
-        if self.sink is not None and record:
-            self.sink.append(result)
-        if self.on_result is not None and record:
-            self.on_result(result)
+        if record:
+            result = dataclasses.replace(result, timings={**result.timings, **self.harness.take_logins()})
+            if self.sink is not None:
+                self.sink.append(result)
+            if self.on_result is not None:
+                self.on_result(result)
         return result
 
     async def _diagnosed(self, cell: Cell, result: CellResult) -> CellResult:

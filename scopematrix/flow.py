@@ -291,9 +291,9 @@ class Harness:
         self._redirects: dict[Page, asyncio.Future[str]] = {}
         self._watches: dict[Page, WalkWatch] = {}
         self._login_locks: dict[str, asyncio.Lock] = {}
-        self._login_navs: dict[str, int] = {}
+        self._login_navs: list[int] = []  # each login's navigations, until a record reports it (take_logins)
         # Preconditions: one install per account and scope set, in a namespace of this harness's own.
-        self._installs: dict[tuple[str, str], asyncio.Task[tuple[str, Walk]]] = {}
+        self._installs: dict[tuple[str, str], tuple[str, asyncio.Task[Walk]]] = {}  # key: namespace, install
         self._install_namespaces: list[str] = []
         self._tag = secrets.token_hex(4)  # under xdist each worker's harness installs for its own cells
         self._limiter = LoginLimiter(logins_per_minute)
@@ -307,9 +307,7 @@ class Harness:
         )
 
     async def close(self) -> None:
-        if self._browser is None or not self._browser.is_connected():
-            await self._drop_idle()  # (else closing the browser closes them all at once)
-        self._idle.clear()
+        self._idle.clear()  # their contexts close with the browser, all at once
         for ns in self._install_namespaces:
             await self.reset(ns)
         await self._http.aclose()
@@ -443,13 +441,14 @@ class Harness:
                 self.redact(f"login failed: {exc.message.splitlines()[0]}"), tuple(captures), Outcome.ERROR
             )
         finally:
-            self._login_navs[user_id] = navigations.count
+            self._login_navs.append(navigations.count)
             await context.close()
 
-    def _login_navigations(self, user_id: str) -> dict[str, float]:
-        """The navigations of the login this process did for the user, on the first cell that follows it."""
-        done = self._login_navs.pop(user_id, None)
-        return {} if done is None else {"login_navigations": float(done)}
+    def take_logins(self) -> dict[str, float]:
+        """The logins this process made since the last call, and their navigations, for the next record: so
+        every login is counted on some cell (whichever cell, precondition or diagnosis needed it)."""
+        done, self._login_navs = self._login_navs, []
+        return {"logins": float(len(done)), "login_navigations": float(sum(done))} if done else {}
 
     # -- the walk --------------------------------------------------------------------------------------------
 
@@ -601,9 +600,10 @@ class Harness:
         walk = Walk(Outcome.UNRECOGNIZED)
         for _ in range(self.options.max_steps):
             obj = await identify(page, self.options.grace_s, self.options.timeout_ms)
-            picker = AccountPickerPage(page)
-            if obj is None and not self.options.pinned and await picker.lists(plan.hub_id, plan.account_name):
-                obj = picker  # a picker whose heading we don't know, but that lists the account
+            if obj is None and not self.options.pinned:
+                picker = AccountPickerPage(page)
+                if await picker.lists(plan.hub_id, plan.account_name):
+                    obj = picker  # a picker whose heading we don't know, but that lists the account
             # The screenshot is taken while the screen is read (both only look); acting on the screen waits for it.
             shot = asyncio.ensure_future(self._capture(obj, page, plan.folder, walk.captures))
             try:
@@ -737,15 +737,13 @@ class Harness:
                 tracing=self.options.tracing != "off", video=self.options.video != "off",
             )  # fmt: skip
             own_login = self._states.get(cell.user.id)
-            shared = False
             if cell.scope_set.installed_by and not isinstance(own_login, LoginFailure):
                 installer = cell.scope_set.installed_by
                 if plan.approve:  # the cell installs too, which changes what the next cell sees: an install of its own
                     pre = await self.walk(
                         WalkPlan.for_cell(cell, installer, namespace=ns, approve=True, exchange=False)
                     )
-                else:
-                    shared = True
+                else:  # only a look at consent follows: the install shared by the scope set's cells, in its namespace
                     ns, pre = await self._shared_install(cell)
                     plan = dataclasses.replace(plan, namespace=ns)
                 timings["precondition_s"] = round(time.monotonic() - t0, 3)
@@ -753,7 +751,7 @@ class Harness:
                     # An outage during the precondition says nothing about this cell: infrastructure, retried.
                     walk = Walk(Outcome.ERROR, heading=pre.heading, captures=pre.captures, html_path=pre.html_path)
                     walk.error = walk.message = f"precondition: {installer}'s install failed: {pre.message}"
-                    if not shared:
+                    if plan.approve:
                         await self.reset(ns)
                     continue
                 if not pre.outcome.installs:
@@ -762,8 +760,8 @@ class Harness:
             walk = await self.walk(plan)
             timings["flow_s"] = round(time.monotonic() - t1, 3)
             timings["navigations"] = float(walk.navigations)
-            if plan.approve or (cell.scope_set.installed_by and not shared):
-                await self.reset(ns)  # an install left state in this cell's namespace; a look at consent leaves none
+            if plan.approve:
+                await self.reset(ns)  # installs left state in this cell's namespace; a look at consent leaves none
             if not walk.outcome.infrastructure:
                 break
         url = authorize_url(self.target, WalkPlan.for_cell(cell), self.options.pinned, "REDACTED")
@@ -792,7 +790,7 @@ class Harness:
             error=walk.error,
             html_path=walk.html_path,
             trace_path=str(trace.relative_to(self.run_dir)) if trace.exists() else "",
-            timings=dict(timings, **self._login_navigations(cell.user.id)),
+            timings=timings,
             installed_by=cell.scope_set.installed_by,
             finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
@@ -803,27 +801,25 @@ class Harness:
         (as on HubSpot, where the app stays installed). One that failed for infrastructure is made afresh
         by the next attempt."""
         key = (cell.account.id, cell.scope_set.id)
-        task = self._installs.get(key)
-        if task is None:
+        if key not in self._installs:
             ns = self.namespace("install", self._tag, *key, str(len(self._install_namespaces)))
             self._install_namespaces.append(ns)
             plan = WalkPlan.for_cell(cell, cell.scope_set.installed_by, namespace=ns, approve=True, exchange=False)
-            task = self._installs[key] = asyncio.ensure_future(self._install(ns, plan))
+            self._installs[key] = (ns, asyncio.ensure_future(self.walk(plan)))
+        entry = ns, task = self._installs[key]
         try:
-            ns, pre = await asyncio.shield(task)  # (a cell cancelled while waiting leaves the install to the others)
+            pre = await asyncio.shield(task)  # (a cell cancelled while waiting leaves the install to the others)
         except Exception:
-            self._forget_install(key, task)
+            self._forget_install(key, entry)
             raise
         if pre.outcome.infrastructure:
-            self._forget_install(key, task)
+            self._forget_install(key, entry)
         return ns, pre
 
-    def _forget_install(self, key: tuple[str, str], task: asyncio.Task[tuple[str, Walk]]) -> None:
-        if self._installs.get(key) is task:
+    def _forget_install(self, key: tuple[str, str], entry: tuple[str, asyncio.Task[Walk]]) -> None:
+        """A failed install: the next attempt makes it afresh (unless another cell already has)."""
+        if self._installs.get(key) is entry:
             del self._installs[key]
-
-    async def _install(self, ns: str, plan: WalkPlan) -> tuple[str, Walk]:
-        return ns, await self.walk(plan)
 
     def failed(self, cell: Cell, expected: Outcome | None, exc: BaseException) -> CellResult:
         """A cell whose run raised: infrastructure trouble with the reason, never a lost cell."""

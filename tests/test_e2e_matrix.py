@@ -101,6 +101,7 @@ def test_each_user_logs_in_once_and_every_cell_has_a_decisive_screenshot(oracle_
     results, stats, _, run_dir = oracle_run
     # Exactly one login per user that took part (cells' users plus the super admin diagnosis asks).
     assert stats["logins"] == len(MATRIX.users_needed(pick(*ORACLE_CELLS)))
+    assert sum(r.timings.get("logins", 0) for r in results.values()) == stats["logins"]  # each on a record
     for r in results.values():
         assert r.decisive is not None and (run_dir / r.decisive.path).is_file(), r.cell_id
     assert len(read_results([run_dir / "results-main.jsonl"])) == len(ORACLE_CELLS)

@@ -92,26 +92,29 @@ async def _identify(
     candidates, any_screen = _candidates(page)
     if expect:
         candidates = sorted(candidates, key=lambda c: not isinstance(c, expect))  # (stable: the order holds)
-    try:
-        # A loaded page mostly shows its screen already: look before waiting (a consent page costs one query,
-        # where the query for any screen costs several times that in the renderer).
-        found = await _first_current(candidates)
-    except PlaywrightError:
-        found = None  # the document changed under the query: wait for it below
-    if found is not None:
-        return found
-    try:
-        if grace_s <= 0:  # (Playwright reads a timeout of 0 as "no timeout")
-            raise PlaywrightTimeoutError("no grace")
-        await any_screen.first.wait_for(state="attached", timeout=grace_s * 1000)
-    except PlaywrightTimeoutError:
-        if settle_ms is not None:
-            await settle(page, settle_ms)
+    if grace_s > 0:
         try:
-            if not await any_screen.count():
-                return None
+            # A loaded page mostly shows its screen already: look before waiting (a consent page costs one
+            # query, where the query for any screen costs several times that in the renderer).
+            found = await _first_current(candidates)
         except PlaywrightError:
+            found = None  # the document changed under the query: wait for it below
+        if found is not None:
+            return found
+        try:
+            await any_screen.first.wait_for(state="attached", timeout=grace_s * 1000)
+        except PlaywrightTimeoutError:
+            pass
+        else:
+            return await _first_current(candidates)
+    # No screen within the grace (or none asked for: the caller expects one it doesn't know, one query).
+    if settle_ms is not None:
+        await settle(page, settle_ms)
+    try:
+        if not await any_screen.count():
             return None
+    except PlaywrightError:
+        return None
     return await _first_current(candidates)
 
 
