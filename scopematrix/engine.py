@@ -183,13 +183,13 @@ class Engine:
         async def factory() -> Browser:
             return await launch(pw, options)
 
-        self.harness = Harness(
-            factory, self.target, self.matrix, self.run_dir, self.flow, self.run_id, self.logins_per_minute
-        )
-        self._sem = asyncio.Semaphore(self.concurrency)
         # Logins get slots of their own, as many: sharing the cells' would deadlock when a diagnosis inside a
         # cell's slot needs another user's first login.
-        self.harness.slots = asyncio.Semaphore(self.concurrency)
+        self.harness = Harness(
+            factory, self.target, self.matrix, self.run_dir, self.flow, self.run_id, self.logins_per_minute,
+            login_slots=self.concurrency,
+        )  # fmt: skip
+        self._sem = asyncio.Semaphore(self.concurrency)
         self._diagnoser = Diagnoser(self.harness, verify_installs=self.target.isolation or self.flow.approve)
         await self.harness.browser()
 

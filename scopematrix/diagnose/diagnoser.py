@@ -1,162 +1,16 @@
-"""Explain a blocked cell by experiment: which scopes block, who is at fault, and which fix works.
-
-Probes are authorize flows with subsets of the requested scopes that stop at the decision; they never
-install. Every probe URL is one HubSpot accepts for the probing app's scope settings: required scopes are
-always sent, only conditionally required ones are left out. With a probe app (every candidate scope
-conditionally required) any subset is valid. A probe that HubSpot answers with anything but a decision
-(an app-configuration error, an outage, an unknown screen) is inconclusive: never "installs", never
-"blocked". A scope is named only when the probes proved it: the named set blocks, and the request
-without it installs.
-
-Group testing (binary splitting, one culprit at a time) assumes a scope blocks on its own; when the probes
-contradict that, delta debugging (ddmin) takes over.
-"""
+"""The diagnosis of one blocked cell: which scopes block, who is at fault, and which fix works."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
+from scopematrix.diagnose.probes import Inconclusive, ProbeCache, ProbePlan
+from scopematrix.diagnose.search import binary_splitting, ddmin
 from scopematrix.flow import Harness, WalkPlan
-from scopematrix.matrix import AppScopes, Cell
+from scopematrix.matrix import Cell
 from scopematrix.model import CellResult, Diagnosis, Outcome, Remedy, ScopeFinding
 from scopematrix.rules.catalog import CATALOG, MARKETPLACE, products_needed
-
-Test = Callable[[Sequence[str]], Awaitable[bool]]
-ProbeKey = tuple[str, int, str, str, frozenset[str], frozenset[str]]
-
-
-class Inconclusive(Exception):
-    """A probe got no decision from HubSpot; the diagnosis says so instead of guessing."""
-
-    @staticmethod
-    def probe(scopes: Sequence[str], outcome: Outcome) -> Inconclusive:
-        return Inconclusive(f"HubSpot answered the probe with {{{', '.join(scopes) or 'oauth'}}} with {outcome.value}")
-
-
-class ProbeCache:
-    """Probe results within a run, keyed by user, account, app, namespace and the exact scopes."""
-
-    def __init__(self, harness: Harness) -> None:
-        self.harness = harness
-        self._cache: dict[ProbeKey, Outcome] = {}
-        self.count = 0
-
-    async def outcome(
-        self,
-        user: str,
-        hub_id: int,
-        scopes: Sequence[str],
-        optional: Sequence[str] = (),
-        namespace: str = "",
-        tally: list[int] | None = None,
-        app: str = "",
-    ) -> Outcome:
-        key = (user, hub_id, app, namespace, frozenset(scopes), frozenset(optional))
-        tally = tally if tally is not None else [0]
-        if key not in self._cache:
-            plan = WalkPlan(user, hub_id, tuple(scopes), tuple(optional), namespace or None, app=app)
-            out = await self._run(plan, tally)
-            if out.installs != self._expected_by_monotonicity(key, out):
-                # It contradicts earlier probes: repeat once and keep the second answer.
-                out = await self._run(plan, tally)
-            self._cache[key] = out
-        return self._cache[key]
-
-    async def _run(self, plan: WalkPlan, tally: list[int]) -> Outcome:
-        for _ in range(2):  # an infrastructure hiccup is retried once, like a cell
-            self.count += 1
-            tally[0] += 1
-            walk = await self.harness.walk(plan)
-            if not walk.outcome.infrastructure:
-                return walk.outcome
-        return walk.outcome
-
-    def _expected_by_monotonicity(self, key: ProbeKey, out: Outcome) -> bool:
-        """What earlier probes imply: a subset of a passing set passes, a superset of a blocked one fails."""
-        *where, scopes, optional = key
-        for (*w, s, o), prev in self._cache.items():
-            if w != where or o != optional:
-                continue
-            if prev.installs and scopes <= s:
-                return True
-            if prev.blocked and s <= scopes:
-                return False
-        return out.installs
-
-
-async def binary_splitting(items: Sequence[str], blocked: Test) -> tuple[list[str], bool]:
-    """Culprits one at a time; assumes `items` as a whole is blocked. Returns (culprits, consistent)."""
-    culprits: list[str] = []
-    clean: set[str] = set()
-    candidates = list(items)
-    first = True
-    while candidates:
-        if not first and not await blocked(candidates):
-            clean.update(candidates)
-            break
-        first = False
-        group = candidates
-        while len(group) > 1:
-            half = group[: len(group) // 2]
-            if await blocked(half):
-                group = half
-            else:
-                clean.update(half)
-                group = group[len(group) // 2 :]
-        culprits.append(group[0])
-        candidates = [c for c in candidates if c not in culprits and c not in clean]
-    rest = [s for s in items if s not in culprits]
-    consistent = set(rest) <= clean or not await blocked(rest)
-    return culprits, consistent
-
-
-async def ddmin(items: Sequence[str], passes_without: Test) -> list[str]:
-    """A 1-minimal removal set C with passes_without(C); assumes passes_without(items)."""
-    c = list(items)
-    n = 2
-    while len(c) >= 2:
-        chunk = max(1, len(c) // n)
-        subsets = [c[i : i + chunk] for i in range(0, len(c), chunk)]
-        reduced = False
-        for subset in subsets:
-            if await passes_without(subset):
-                c, n, reduced = subset, 2, True
-                break
-        if not reduced:
-            for subset in subsets:
-                complement = [x for x in c if x not in subset]
-                if complement and await passes_without(complement):
-                    c, n, reduced = complement, max(n - 1, 2), True
-                    break
-        if not reduced:
-            if n >= len(c):
-                break
-            n = min(len(c), n * 2)
-    return c
-
-
-@dataclass(frozen=True)
-class ProbePlan:
-    """How to probe one cell: with which app, what every probe must send, and what may be left out."""
-
-    app: str  # the matrix app id probes use
-    fixed: tuple[str, ...]  # sent in every probe (the app's required scopes)
-    droppable: tuple[str, ...]  # the candidates
-    optional: tuple[str, ...]  # sent as optional_scope in every probe
-    probe_app: bool
-
-    @staticmethod
-    def for_cell(cell: Cell, settings: AppScopes | None, app: str, probe_app: str | None) -> ProbePlan:
-        requested = tuple(dict.fromkeys(s for s in cell.scope_set.scopes if s != "oauth"))
-        if probe_app is not None:
-            # Optional scopes never block (HubSpot drops unavailable ones): probes leave them out.
-            return ProbePlan(probe_app, (), requested, (), True)
-        required = set(settings.required) if settings is not None else set()
-        fixed = tuple(s for s in requested if s in required)
-        droppable = tuple(s for s in requested if s not in required)
-        return ProbePlan(app, fixed, droppable, tuple(cell.scope_set.optional), False)
 
 
 class Diagnoser:

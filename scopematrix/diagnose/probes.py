@@ -1,0 +1,94 @@
+"""Probes: authorize flows with a subset of the requested scopes that stop at the decision and never install.
+What each probe must send (the probing app's settings), and every answer kept for the run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scopematrix.flow import Harness, WalkPlan
+from scopematrix.matrix import AppScopes, Cell
+from scopematrix.model import Outcome
+
+ProbeKey = tuple[str, int, str, str, frozenset[str], frozenset[str]]
+
+
+class Inconclusive(Exception):
+    """A probe got no decision from HubSpot; the diagnosis says so instead of guessing."""
+
+    @staticmethod
+    def probe(scopes: Sequence[str], outcome: Outcome) -> Inconclusive:
+        return Inconclusive(f"HubSpot answered the probe with {{{', '.join(scopes) or 'oauth'}}} with {outcome.value}")
+
+
+class ProbeCache:
+    """Probe results within a run, keyed by user, account, app, namespace and the exact scopes."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self._cache: dict[ProbeKey, Outcome] = {}
+        self.count = 0
+
+    async def outcome(
+        self,
+        user: str,
+        hub_id: int,
+        scopes: Sequence[str],
+        optional: Sequence[str] = (),
+        namespace: str = "",
+        tally: list[int] | None = None,
+        app: str = "",
+    ) -> Outcome:
+        key = (user, hub_id, app, namespace, frozenset(scopes), frozenset(optional))
+        tally = tally if tally is not None else [0]
+        if key not in self._cache:
+            plan = WalkPlan(user, hub_id, tuple(scopes), tuple(optional), namespace or None, app=app)
+            out = await self._run(plan, tally)
+            if out.installs != self._expected_by_monotonicity(key, out):
+                # It contradicts earlier probes: repeat once and keep the second answer.
+                out = await self._run(plan, tally)
+            self._cache[key] = out
+        return self._cache[key]
+
+    async def _run(self, plan: WalkPlan, tally: list[int]) -> Outcome:
+        for _ in range(2):  # an infrastructure hiccup is retried once, like a cell
+            self.count += 1
+            tally[0] += 1
+            walk = await self.harness.walk(plan)
+            if not walk.outcome.infrastructure:
+                return walk.outcome
+        return walk.outcome
+
+    def _expected_by_monotonicity(self, key: ProbeKey, out: Outcome) -> bool:
+        """What earlier probes imply: a subset of a passing set passes, a superset of a blocked one fails."""
+        *where, scopes, optional = key
+        for (*w, s, o), prev in self._cache.items():
+            if w != where or o != optional:
+                continue
+            if prev.installs and scopes <= s:
+                return True
+            if prev.blocked and s <= scopes:
+                return False
+        return out.installs
+
+
+@dataclass(frozen=True)
+class ProbePlan:
+    """How to probe one cell: with which app, what every probe must send, and what may be left out."""
+
+    app: str  # the matrix app id probes use
+    fixed: tuple[str, ...]  # sent in every probe (the app's required scopes)
+    droppable: tuple[str, ...]  # the candidates
+    optional: tuple[str, ...]  # sent as optional_scope in every probe
+    probe_app: bool
+
+    @staticmethod
+    def for_cell(cell: Cell, settings: AppScopes | None, app: str, probe_app: str | None) -> ProbePlan:
+        requested = tuple(dict.fromkeys(s for s in cell.scope_set.scopes if s != "oauth"))
+        if probe_app is not None:
+            # Optional scopes never block (HubSpot drops unavailable ones): probes leave them out.
+            return ProbePlan(probe_app, (), requested, (), True)
+        required = set(settings.required) if settings is not None else set()
+        fixed = tuple(s for s in requested if s in required)
+        droppable = tuple(s for s in requested if s not in required)
+        return ProbePlan(app, fixed, droppable, tuple(cell.scope_set.optional), False)

@@ -1,0 +1,127 @@
+"""Installs: the code exchanged for tokens through HubSpot's public token API (then revoked), and the
+`installed_by` installs that cells share, each in a namespace of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from scopematrix.flow.records import Walk, WalkPlan
+from scopematrix.matrix import Cell
+from scopematrix.target import AppCredentials, Target
+
+
+class TokenTrouble(Exception):
+    """The token API answered, but not as documented (brief section 4)."""
+
+
+class TokenClient:
+    """The public token API: exchange a code, read the granted scopes, revoke the refresh token. Any trouble
+    is TokenTrouble or httpx.HTTPError: infrastructure, never a HubSpot decision."""
+
+    def __init__(self, api_url: str, timeout_s: float) -> None:
+        self.api = api_url
+        self.http = httpx.AsyncClient(timeout=timeout_s)
+
+    async def granted_scopes(self, app: AppCredentials, redirect_uri: str, code: str) -> tuple[str, ...]:
+        form = {
+            "grant_type": "authorization_code",
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+            "redirect_uri": redirect_uri,
+            "code": code,
+        }
+        response = await self.http.post(f"{self.api}/oauth/v1/token", data=form)
+        if response.status_code != 200:
+            raise TokenTrouble(f"token exchange failed: HTTP {response.status_code} {response.text[:200]}")
+        tokens = _json_object(response, "token exchange")
+        access, refresh = tokens.get("access_token"), tokens.get("refresh_token")
+        if not isinstance(access, str) or not isinstance(refresh, str):
+            raise TokenTrouble("token exchange answered without access_token and refresh_token")
+        info = await self.http.get(f"{self.api}/oauth/v1/access-tokens/{access}")
+        source = _json_object(info, "token info") if info.status_code == 200 else tokens
+        scopes = source.get("scopes")
+        if not isinstance(scopes, list):
+            raise TokenTrouble(f"token info failed: HTTP {info.status_code}, and the token carries no scopes")
+        revoke = await self.http.delete(f"{self.api}/oauth/v1/refresh-tokens/{refresh}")
+        if revoke.status_code >= 300:
+            raise TokenTrouble(f"revoking the refresh token failed: HTTP {revoke.status_code}")
+        return tuple(str(s) for s in scopes)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise TokenTrouble(f"{what} answered HTTP {response.status_code} with something that isn't JSON") from None
+    if not isinstance(data, dict):
+        raise TokenTrouble(f"{what} answered JSON that isn't an object")
+    return data
+
+
+class Namespaces:
+    """The simulator's isolation namespaces of one run (on live HubSpot there are none: reset does nothing)."""
+
+    def __init__(self, target: Target, run_id: str, http: httpx.AsyncClient) -> None:
+        self.target = target
+        self.run_id = run_id
+        self.http = http
+
+    def name(self, *parts: str) -> str:
+        return "/".join((self.run_id, *parts))
+
+    async def reset(self, namespace: str) -> None:
+        if self.target.isolation:
+            try:
+                await self.http.post(f"{self.target.app_url}/__sim/reset", params={"namespace": namespace})
+            except httpx.HTTPError:
+                pass
+
+
+Key = tuple[str, str]  # account, scope set
+
+
+class SharedInstalls:
+    """A scope set's install by its installer, once per account and scope set. The cells that follow it only
+    look at consent, which changes nothing, so they share it (as on HubSpot, where the app stays installed).
+    One that failed for infrastructure is made afresh by the next attempt."""
+
+    def __init__(self, namespaces: Namespaces, walk: Callable[[WalkPlan], Awaitable[Walk]], tag: str) -> None:
+        self.namespaces = namespaces
+        self.walk = walk
+        self.tag = tag  # under xdist each worker's harness installs for its own cells
+        self._installs: dict[Key, tuple[str, asyncio.Task[Walk]]] = {}  # key: namespace, install
+        self._made: list[str] = []
+
+    async def get(self, cell: Cell) -> tuple[str, Walk]:
+        """The namespace the install is in, and its walk."""
+        key = (cell.account.id, cell.scope_set.id)
+        if key not in self._installs:
+            ns = self.namespaces.name("install", self.tag, *key, str(len(self._made)))
+            self._made.append(ns)
+            plan = WalkPlan.for_cell(cell, cell.scope_set.installed_by, namespace=ns, approve=True, exchange=False)
+            self._installs[key] = (ns, asyncio.ensure_future(self.walk(plan)))
+        entry = ns, task = self._installs[key]
+        try:
+            pre = await asyncio.shield(task)  # (a cell cancelled while waiting leaves the install to the others)
+        except Exception:
+            self._forget(key, entry)
+            raise
+        if pre.outcome.infrastructure:
+            self._forget(key, entry)
+        return ns, pre
+
+    def _forget(self, key: Key, entry: tuple[str, asyncio.Task[Walk]]) -> None:
+        """A failed install: the next attempt makes it afresh (unless another cell already has)."""
+        if self._installs.get(key) is entry:
+            del self._installs[key]
+
+    async def close(self) -> None:
+        for ns in self._made:
+            await self.namespaces.reset(ns)

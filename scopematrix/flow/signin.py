@@ -1,0 +1,73 @@
+"""One login: HubSpot's login screens walked, in a fresh context that is never traced, to a signed-in
+storage state. Credentials are typed only into the configured HubSpot origins."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pyotp
+from playwright.async_api import Error as PlaywrightError
+
+from scopematrix.flow.browsing import Contexts, Navigations
+from scopematrix.flow.evidence import Evidence
+from scopematrix.flow.records import FlowOptions, LoginFailure, StorageState, flag_decisive, slug
+from scopematrix.model import Capture, Outcome
+from scopematrix.pages.login import LoginEmailPage, LoginPasswordPage, RememberMePage, TwoFactorPage
+from scopematrix.pages.screens import LOGIN_TYPES, identify, settle
+from scopematrix.target import Target, origin_of
+
+
+class SignIn:
+    def __init__(self, target: Target, options: FlowOptions, contexts: Contexts, evidence: Evidence) -> None:
+        self.target = target
+        self.options = options
+        self.contexts = contexts
+        self.evidence = evidence
+
+    async def once(self, user_id: str, navigations: Navigations) -> StorageState | LoginFailure:
+        creds = self.target.credentials[user_id]
+        redact = self.evidence.redact
+        folder = self.evidence.run_dir / "logins" / slug(user_id)
+        captures: list[Capture] = []
+        context = await self.contexts.new(None)
+        try:
+            page = await context.new_page()
+            page.on("request", navigations)
+            await page.goto(self.target.app_url + "/login", wait_until="domcontentloaded")
+            for _ in range(self.options.max_steps):
+                # Past /login the account's home page shows, which no page object knows: once it has loaded,
+                # one look decides (no waiting for it to settle: HubSpot's home may never go quiet).
+                left_login = not urlsplit(page.url).path.startswith("/login")
+                if left_login:
+                    await settle(page, self.options.timeout_ms, quiet=False)
+                obj = await identify(page, 0 if left_login else self.options.grace_s,
+                                     None if left_login else self.options.timeout_ms, expect=LOGIN_TYPES)  # fmt: skip
+                if isinstance(obj, LoginEmailPage | LoginPasswordPage | TwoFactorPage):
+                    where = origin_of(page.url)
+                    if where not in self.target.login_origins():
+                        # Never type a credential into a page HubSpot didn't serve.
+                        message = f"login page on {redact(where)}, not a configured HubSpot origin: nothing typed"
+                        return LoginFailure(message, tuple(captures), Outcome.ERROR)
+                    error = await obj.error_text()
+                    if error:
+                        await self.evidence.capture(obj, page, folder, captures)
+                        return LoginFailure(redact(error), flag_decisive(captures))
+                if isinstance(obj, LoginEmailPage):
+                    await obj.submit_email(creds.email)
+                elif isinstance(obj, LoginPasswordPage):
+                    await obj.submit_password(creds.password, creds.email)
+                elif isinstance(obj, TwoFactorPage):
+                    if not creds.totp_secret:
+                        await self.evidence.capture(obj, page, folder, captures)
+                        message = "2FA code requested but no TOTP secret is configured"
+                        return LoginFailure(message, flag_decisive(captures))
+                    await obj.submit_code(pyotp.TOTP(creds.totp_secret).now())
+                elif isinstance(obj, RememberMePage):
+                    await obj.skip_for_now()
+                else:
+                    return await context.storage_state()  # type: ignore[return-value]
+            return LoginFailure("login did not finish", tuple(captures))
+        except PlaywrightError as exc:
+            return LoginFailure(redact(f"login failed: {exc.message.splitlines()[0]}"), tuple(captures), Outcome.ERROR)
+        finally:
+            await context.close()
