@@ -51,11 +51,13 @@ class AppScopes(Strict):
     _v = field_validator("required", "conditional", "optional")(known_scopes)
 
     def allows(self, scope: Sequence[str], optional: Sequence[str]) -> bool:
-        """Would HubSpot accept this install URL for these settings (brief section 3, "Scope types")?"""
-        sent = {*scope, "oauth"}
+        """Would HubSpot accept this install URL for these settings (brief section 3, "Scope types")?
+
+        A URL that carries every declared required scope is valid under every reading of HubSpot; nothing
+        is taken as implied (`oauth` neither: open question 11)."""
         return (
-            all(s in sent for s in self.required)
-            and all(s in {*self.required, *self.conditional, "oauth"} for s in scope)
+            all(s in scope for s in self.required)
+            and all(s in {*self.required, *self.conditional} for s in scope)
             and all(s in self.optional for s in optional)
         )
 

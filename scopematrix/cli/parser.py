@@ -6,13 +6,19 @@ import argparse
 import math
 import re
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from scopematrix.cli.common import REPORTS
 from scopematrix.errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):
+    """No abbreviations: `--co` must reach pytest whole, not be taken for --concurrency or --connect."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message}.", f"see '{self.prog} --help'.")
 

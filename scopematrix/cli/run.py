@@ -74,6 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     matrix = load_matrix(args.matrix, args.baseline)
     run_dir, planned, cells = _run_dir(args, matrix)
     preflight(args, matrix, cells)
+    if LISTING & set(args.pytest):
+        return _listing(args, cells)
     if cells and args.workers <= 1:
         prewarm()  # Playwright's driver starts while pytest does (under xdist, each worker starts its own)
     try:
@@ -90,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # no:unraisableexception: its gc.collect() x5 at exit costs 0.2 s on the run's heap (warnings are off too).
         "-p", "no:randomly", "-p", "no:unraisableexception",
         "--sm-run-dir", str(run_dir), "--sm-cells", str(run_dir / PENDING),
-        "--sm-target", args.target, "--sm-concurrency", str(args.concurrency), "--sm-retries", str(args.retries),
+        "--sm-concurrency", str(args.concurrency), "--sm-retries", str(args.retries),
         "--alluredir", str(run_dir / "allure-results"),
         "-q" if not args.quiet else "-qq", "-p", "no:warnings", "--tracing", args.tracing,
         # pytest-playwright empties its --output folder at start: never the user's ./test-results.
@@ -102,16 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     if not args.resume:
         pytest_args += ["--sm-plan", str(run_dir / PLAN)]
-    optional = {
-        "--sm-matrix": args.matrix, "--sm-scenario": args.scenario, "--sm-app-url": args.app_url,
-        "--sm-api-url": args.api_url, "--sm-env-file": args.env_file, "--sm-baseline": args.baseline,
-        "--sm-connect": args.connect, "--sm-remote-executable": args.remote_executable,
-        "--sm-grace": args.grace, "--sm-timeout": args.timeout,
-        "--sm-target-url": args.target_url,
-    }  # fmt: skip
-    for flag, value in optional.items():
-        if value is not None:
-            pytest_args += [flag, str(value)]
+    pytest_args += _target_options(args)
     if args.latency:
         pytest_args += ["--sm-latency", str(args.latency)]
     for flag, on in (("--sm-approve", args.approve), ("--sm-no-diagnose", args.no_diagnose), ("--headed", args.headed)):
@@ -169,6 +162,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in verdict_lines(results, missing, broken):
         print(line)
     return exit_code(results, stale, args.strict, missing, bool(broken))
+
+
+LISTING = {"--co", "--collect-only"}
+
+
+def _target_options(args: argparse.Namespace) -> list[str]:
+    """The plugin's options for what `scopematrix run` was told: the matrix, the target, the browser."""
+    optional = {
+        "--sm-matrix": args.matrix, "--sm-scenario": args.scenario, "--sm-app-url": args.app_url,
+        "--sm-api-url": args.api_url, "--sm-env-file": args.env_file, "--sm-baseline": args.baseline,
+        "--sm-connect": args.connect, "--sm-remote-executable": args.remote_executable,
+        "--sm-grace": args.grace, "--sm-timeout": args.timeout,
+        "--sm-target-url": args.target_url,
+    }  # fmt: skip
+    out = ["--sm-target", args.target]
+    for flag, value in optional.items():
+        if value is not None:
+            out += [flag, str(value)]
+    return out
+
+
+def _listing(args: argparse.Namespace, cells: list[Cell]) -> int:
+    """`scopematrix run --co`: pytest lists the cells it would run; no run folder, no report, exit 0."""
+    import shutil
+    import tempfile
+
+    import pytest
+
+    scratch = Path(tempfile.mkdtemp(prefix="scopematrix-list-"))
+    try:
+        from scopematrix.runs import write_ids
+
+        write_ids(scratch / "cells.json", [c.id for c in cells])
+        rc = pytest.main([
+            str(SUITE / "test_matrix.py"), "-c", str(SUITE / "pytest.ini"), "--rootdir", str(SUITE),
+            "-p", "no:cacheprovider", "-p", "no:warnings", "--assert=plain",
+            "--sm-run-dir", str(scratch), "--sm-cells", str(scratch / "cells.json"),
+            "--sm-no-report", *_target_options(args), *args.pytest,
+        ])  # fmt: skip
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    from scopematrix.runs import EXIT_USAGE
+
+    return 0 if rc == pytest.ExitCode.OK else EXIT_USAGE
 
 
 def _previous_meta(run_dir: Path) -> dict[str, Any] | None:

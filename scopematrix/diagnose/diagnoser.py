@@ -30,7 +30,7 @@ class Diagnoser:
         matrix = self.harness.matrix
         app = matrix.app_of(cell.scope_set)
         probe_app = matrix.spec.probe_app
-        plan = ProbePlan.for_cell(cell, app.scopes, app.id, probe_app.id if probe_app else None)
+        plan = ProbePlan.for_cell(cell, app.scopes, app.id, probe_app)
         tally = [0]
         user, hub = cell.user.id, cell.account.hub_id
         ns = self.harness.namespace(cell.id, "diag") if cell.scope_set.installed_by else ""
@@ -39,8 +39,8 @@ class Diagnoser:
                 cell, cell.scope_set.installed_by, namespace=ns, approve=True, app=plan.app, exchange=False
             )
             if plan.probe_app:
-                replay = WalkPlan(replay.user_id, hub, plan.droppable, (), ns, approve=True, app=plan.app,
-                                  exchange=False)  # fmt: skip
+                replay = WalkPlan(replay.user_id, hub, (*plan.fixed, *plan.droppable), (), ns, approve=True,
+                                  app=plan.app, exchange=False)  # fmt: skip
             await self.harness.walk(replay)
 
         async def probe(extra: Sequence[str]) -> Outcome:
@@ -82,7 +82,7 @@ class Diagnoser:
             if account_only:
                 findings = [ScopeFinding(s, "account", products_needed(s)) for s in culprits]
             else:
-                findings = [await self._attribute(cell, scope, plan, tally) for scope in culprits]
+                findings = [await self._attribute(cell, scope, plan, ns, tally) for scope in culprits]
         except Inconclusive as exc:
             return self._inconclusive(cell, plan, tally[0], str(exc))
         diagnosis = await self._explained(cell, result, plan, culprits, findings, method, search, ns, tally)
@@ -114,6 +114,9 @@ class Diagnoser:
         for f in findings:
             if f.level == "account":
                 remedies.append(Remedy("upgrade_account", f"{cell.account.id} needs {f.hint} for {f.scope}.", None))
+        account_scopes = [f.scope for f in findings if f.level == "account"]
+        if account_scopes:
+            remedies.append(await self._super_admin_past_tier(cell, account_scopes, plan, ns, tally))
         if any(f.level == "user" for f in findings) and missing:
             remedies.append(Remedy("grant_permissions", f"Give {user}: {', '.join(missing)}.", None))
         summary = f"Blocked by {', '.join(culprits)} ({attribution}-level)"
@@ -124,7 +127,7 @@ class Diagnoser:
 
     async def _base_blocked(self, cell: Cell, result: CellResult, plan: ProbePlan, tally: list[int]) -> Diagnosis:
         """Even the smallest valid request is blocked."""
-        if plan.fixed:
+        if not plan.base_is_installer:
             # The app requires these scopes, so no valid URL of this app leaves them out.
             names = ", ".join(plan.fixed)
             rest = list(plan.droppable)
@@ -164,24 +167,34 @@ class Diagnoser:
         )
         return Diagnosis((), "unknown", (), (), (), probes, "inconclusive", summary, 0, candidates=candidates)
 
-    async def _attribute(self, cell: Cell, scope: str, plan: ProbePlan, tally: list[int]) -> ScopeFinding:
-        """Account- or user-level: does a super admin of the same account get past this scope?"""
-        hub = cell.account.hub_id
-        if cell.user.super_admin:
-            return ScopeFinding(scope, "account", products_needed(scope))
-        sa = self._super_admin(cell)
-        if sa is not None:
-            out = await self.probes.outcome(sa, hub, [*plan.fixed, scope], plan.optional, "", tally, plan.app)
-            if out.blocked:
-                return ScopeFinding(scope, "account", products_needed(scope))
-            if out.installs:
-                perms = ", ".join(CATALOG[scope].permissions) or "a super admin's rights"
-                return ScopeFinding(scope, "user", perms)
-        # The user's own probe with just this scope: HubSpot's account screen is evidence of its own.
-        own = await self.probes.outcome(cell.user.id, hub, [*plan.fixed, scope], plan.optional, "", tally, plan.app)
+    async def _attribute(self, cell: Cell, scope: str, plan: ProbePlan, ns: str, tally: list[int]) -> ScopeFinding:
+        """Whose fault a culprit is, in HubSpot's own words: the screen the user gets for it alone. The
+        account screen makes it the account's; the permissions or the approval screen, the user's."""
+        own = await self.probes.outcome(cell.user.id, cell.account.hub_id, [*plan.fixed, scope], plan.optional,
+                                        ns, tally, plan.app)  # fmt: skip
         if own is Outcome.DENIED_ACCOUNT:
             return ScopeFinding(scope, "account", products_needed(scope))
+        if own in (Outcome.DENIED_PERMISSIONS, Outcome.NEEDS_APPROVAL):
+            return ScopeFinding(scope, "user", ", ".join(CATALOG[scope].permissions) or "a super admin's rights")
         return ScopeFinding(scope, "unknown")
+
+    async def _super_admin_past_tier(
+        self, cell: Cell, account_scopes: list[str], plan: ProbePlan, ns: str, tally: list[int]
+    ) -> Remedy:
+        """Can a super admin of the account install past the missing products (brief, open question 1)? A
+        remedy finding: it never changes whose fault the screen says it is."""
+        sa = self._super_admin(cell)
+        names = ", ".join(account_scopes)
+        if sa is None or sa == cell.user.id:
+            why = "no super admin of the account is in the matrix" if sa is None else f"{sa} is the one refused"
+            return Remedy("super_admin_past_tier", f"Whether a super admin can install {names} anyway: not probed "
+                          f"({why}).", None)  # fmt: skip
+        out = await self.probes.outcome(sa, cell.account.hub_id, [*plan.fixed, *account_scopes], plan.optional,
+                                        ns, tally, plan.app)  # fmt: skip
+        if out.installs:
+            return Remedy("super_admin_past_tier", f"{sa} (super admin) can install {names} despite the account's "
+                          "products.", True, out)  # fmt: skip
+        return Remedy("super_admin_past_tier", f"{sa} (super admin) is refused too ({out.value}).", False, out)
 
     async def _optional_remedy(self, cell: Cell, culprits: list[str], ns: str, tally: list[int]) -> Remedy:
         """Move the culprits to optional_scope: probed only where the app's settings allow that URL."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scopematrix.flow import Harness, WalkPlan
-from scopematrix.matrix import AppScopes, Cell
+from scopematrix.matrix import AppEntry, AppScopes, Cell
 from scopematrix.model import Outcome
 
 ProbeKey = tuple[str, int, str, str, frozenset[str], frozenset[str]]
@@ -18,7 +18,9 @@ class Inconclusive(Exception):
 
     @staticmethod
     def probe(scopes: Sequence[str], outcome: Outcome) -> Inconclusive:
-        return Inconclusive(f"HubSpot answered the probe with {{{', '.join(scopes) or 'oauth'}}} with {outcome.value}")
+        return Inconclusive(
+            f"HubSpot answered the probe with {{{', '.join(scopes) or 'no scope'}}} with {outcome.value}"
+        )
 
 
 class ProbeCache:
@@ -83,12 +85,21 @@ class ProbePlan:
     probe_app: bool
 
     @staticmethod
-    def for_cell(cell: Cell, settings: AppScopes | None, app: str, probe_app: str | None) -> ProbePlan:
-        requested = tuple(dict.fromkeys(s for s in cell.scope_set.scopes if s != "oauth"))
-        if probe_app is not None:
+    def for_cell(cell: Cell, settings: AppScopes | None, app: str, probe: AppEntry | None) -> ProbePlan:
+        """Every probe carries every scope the probing app's declared settings require, verbatim (`oauth`
+        too, when declared): nothing is dropped or added on a belief about what HubSpot implies."""
+        requested = tuple(dict.fromkeys(cell.scope_set.scopes))
+        if probe is not None:
+            fixed = tuple(probe.scopes.required) if probe.scopes is not None else ()
             # Optional scopes never block (HubSpot drops unavailable ones): probes leave them out.
-            return ProbePlan(probe_app, (), requested, (), True)
-        required = set(settings.required) if settings is not None else set()
-        fixed = tuple(s for s in requested if s in required)
-        droppable = tuple(s for s in requested if s not in required)
+            return ProbePlan(probe.id, fixed, tuple(s for s in requested if s not in fixed), (), True)
+        fixed = tuple(settings.required) if settings is not None else ()
+        droppable = tuple(s for s in requested if s not in fixed)
         return ProbePlan(app, fixed, droppable, tuple(cell.scope_set.optional), False)
+
+    @property
+    def base_is_installer(self) -> bool:
+        """The smallest valid probe carries no scope a cell could be blocked by on its own: blocked, it says
+        the installer can't install this app at all. With the probe app, its required scopes are the base
+        of every install; an app's own required scopes may hold the culprit."""
+        return self.probe_app or set(self.fixed) <= {"oauth"}

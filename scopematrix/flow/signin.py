@@ -12,6 +12,7 @@ from scopematrix.flow.browsing import Contexts, Navigations
 from scopematrix.flow.evidence import Evidence
 from scopematrix.flow.records import FlowOptions, LoginFailure, StorageState, flag_decisive, slug
 from scopematrix.model import Capture, Outcome
+from scopematrix.pages.base import BasePage
 from scopematrix.pages.login import LoginEmailPage, LoginPasswordPage, RememberMePage, TwoFactorPage
 from scopematrix.pages.screens import LOGIN_TYPES, identify, settle
 from scopematrix.target import Target, origin_of
@@ -33,6 +34,7 @@ class SignIn:
         try:
             page = await context.new_page()
             page.on("request", navigations)
+            await BasePage.handle_overlays(page)
             await page.goto(self.target.app_url + "/login", wait_until="domcontentloaded")
             for _ in range(self.options.max_steps):
                 # Past /login the account's home page shows, which no page object knows: once it has loaded,

@@ -29,11 +29,11 @@ from scopematrix.flow.records import (
 )
 from scopematrix.flow.sessions import Sessions
 from scopematrix.model import Outcome, Screen
-from scopematrix.pages.account_picker import AccountPickerPage
-from scopematrix.pages.base import BasePage
+from scopematrix.pages.account_picker import AccountPickerPage, Choice
+from scopematrix.pages.base import BasePage, CannotAct
 from scopematrix.pages.consent import ConsentPage
 from scopematrix.pages.errors import ApprovalNeededPage, ConnectionErrorPage, PermissionDeniedPage
-from scopematrix.pages.screens import identify
+from scopematrix.pages.screens import identify, screen_of
 from scopematrix.target import Target
 
 ISOLATION_HEADER = "X-Scopematrix-Isolation"
@@ -68,6 +68,7 @@ class Walker:
         # Listeners once per page, not per walk: each subscription change is a round trip to the driver.
         page.on("request", self._on_request)
         page.on("response", self._on_response)
+        await BasePage.handle_overlays(page)
 
     async def walk(self, plan: WalkPlan) -> Walk:
         walk: Walk | None = None
@@ -165,15 +166,24 @@ class Walker:
                 decided = await self._read(obj, page, plan, walk, statuses)
             finally:
                 await shot
-            if not decided:  # the account picker: choose the account, then the next screen
-                assert isinstance(obj, AccountPickerPage)
-                if not await obj.choose(plan.hub_id, plan.account_name):
-                    walk.outcome, walk.message = Outcome.UNRECOGNIZED, f"the account picker does not list {plan.hub_id}"
-                    break
-                continue
-            if isinstance(obj, ConsentPage) and plan.approve:
-                await obj.approve()
-                await self._finish_install(walk, plan, captured, expected_state)
+            try:
+                if not decided:  # the account picker: choose the account, then the next screen
+                    assert isinstance(obj, AccountPickerPage)
+                    choice = await obj.choose(plan.hub_id, plan.account_name, self.options.grace_s)
+                    if choice is Choice.NOT_LISTED:
+                        walk.outcome = Outcome.UNRECOGNIZED
+                        walk.message = f"the account picker does not list {plan.hub_id}"
+                        break
+                    continue
+                if isinstance(obj, ConsentPage) and plan.approve:
+                    await obj.approve(self.options.grace_s)
+                    await self._finish_install(walk, plan, captured, expected_state)
+            except CannotAct as exc:
+                # HubSpot's screen is known but our page object can't use it: fail fast and loud (exit 4).
+                walk.outcome, walk.message = (
+                    Outcome.UNRECOGNIZED,
+                    f"cannot act on the {screen_of(obj).value} screen: {exc}",
+                )
             break
         else:
             walk.outcome, walk.message = Outcome.UNRECOGNIZED, "too many screens without a decision"

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from weakref import WeakSet
 
-from playwright.async_api import Locator, Page
+from playwright.async_api import Locator, Page, expect
 
 from scopematrix.model import Screen
 
@@ -49,6 +50,11 @@ def require_async(page: object) -> None:
         )
 
 
+class CannotAct(Exception):
+    """A known screen whose control can't be used (nothing to click, a control that stays disabled): HubSpot's
+    page changed and the page objects need updating. Never a network wait, never an outage."""
+
+
 class BasePage:
     SCREEN: Screen = Screen.UNKNOWN
 
@@ -59,6 +65,7 @@ class BasePage:
         # HubSpot's cookie banner, labelled "Accept all" / "Decline all" [R34].
         self._decline_cookies = page.get_by_role("button", name="Decline all")
         self._buttons = page.get_by_role("button")
+        self._leaves = page.locator("body *:not(:has(*)):not(script, style, template, noscript)")
 
     def identity(self) -> Locator:
         """What says this is the screen: visible text or a named control."""
@@ -81,6 +88,12 @@ class BasePage:
         raw = await self.body.inner_text() if await self.body.count() else ""
         return [line for line in (normalise(x) for x in raw.splitlines()) if line]
 
+    async def element_texts(self) -> list[str]:
+        """The text of every innermost element, rendered or not (a collapsed section's too): what `lines`
+        can't separate, such as a word glued to the next element's text."""
+        texts = await self._leaves.all_text_contents()
+        return [t for t in (normalise(x) for x in texts) if t]
+
     async def button_labels(self) -> set[str]:
         return {normalise(t) for t in await self._buttons.all_inner_texts()}
 
@@ -101,7 +114,28 @@ class BasePage:
         for task in done:
             task.result()
 
+    async def act(self, control: Locator, patience_s: float, what: str) -> None:
+        """Click `control` once it shows and is enabled; one that doesn't within `patience_s` is UI drift
+        (CannotAct), not a 30 s click timeout."""
+        target = control.filter(visible=True).first
+        try:
+            await expect(target).to_be_enabled(timeout=patience_s * 1000)
+        except AssertionError:
+            state = "is not on the page" if not await control.count() else "stays disabled"
+            raise CannotAct(f"{what} {state}") from None
+        await target.click()
+
+    @staticmethod
+    async def handle_overlays(page: Page) -> None:
+        """A cookie banner that arrives late, as a modal over the page, is declined whenever it shows up
+        before an action (it would take the click)."""
+        if page not in _BANNER_HANDLED:
+            await page.add_locator_handler(page.get_by_role("button", name="Decline all"), _decline)
+            _BANNER_HANDLED.add(page)
+
     async def dismiss_cookie_banner(self) -> None:
+        if self.page in _BANNER_HANDLED:
+            return  # declined by the page's handler before any action (clicking it here too would race it)
         shown = self._decline_cookies.filter(visible=True).first
         if await shown.count():  # (one query: most screens have no banner)
             await shown.click()
@@ -110,6 +144,14 @@ class BasePage:
     def secret_fields(self) -> list[Locator]:
         """Inputs to mask in screenshots."""
         return [self.page.locator("input[type=password]")]
+
+
+# Pages whose cookie banner a locator handler declines (handle_overlays).
+_BANNER_HANDLED: WeakSet[Page] = WeakSet()
+
+
+async def _decline(button: Locator) -> None:
+    await button.first.click()
 
 
 def list_after(lines: list[str], anchor: re.Pattern[str], stop: set[str]) -> list[str]:

@@ -25,6 +25,8 @@ def _shown(scope: str, lines: Sequence[str]) -> bool:
         low = line.lower()
         if low == scope.lower() or (description is not None and low == description):
             return True
+        if description is not None and description in low and token.search(line):
+            return True  # "its description (its id)"
         if distinctive and token.search(line):
             return True
     return False
@@ -53,17 +55,19 @@ class ConsentPage(BasePage):
     async def scopes_shown(self, required: Sequence[str], optional: Sequence[str]) -> tuple[str, ...] | None:
         """The requested scopes the page shows, or None when its scope list can't be read.
 
-        The list counts as read only when every required scope (but `oauth`, which HubSpot adds itself) is
+        Scopes are looked for in the visible lines and in the text of every innermost element, shown or
+        collapsed: an id in an element of its own, glued to its description with no space between them,
+        still counts. The list counts as read only when every required scope (but `oauth`, which HubSpot adds itself) is
         found: only then does a missing optional scope mean HubSpot dropped it (brief, open question 5).
         """
-        lines = await self.lines()
-        shown = tuple(s for s in dict.fromkeys((*required, *optional)) if _shown(s, lines))
+        texts = [*await self.lines(), *await self.element_texts()]
+        shown = tuple(s for s in dict.fromkeys((*required, *optional)) if _shown(s, texts))
         must = [s for s in required if s != "oauth"]
         return shown if must and all(s in shown for s in must) else None
 
-    async def approve(self) -> None:
+    async def approve(self, patience_s: float = 3.0) -> None:
         await self.dismiss_cookie_banner()
-        await self.connect.first.click()
+        await self.act(self.connect, patience_s, f"the consent button ({CONSENT_BUTTON.pattern})")
 
     async def cancel(self) -> None:
         await self.dismiss_cookie_banner()

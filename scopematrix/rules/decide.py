@@ -42,7 +42,9 @@ def _uniq(scopes: Collection[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scopes))
 
 
-def check_request(apps: Mapping[str, AppConfig], request: AuthorizeRequest) -> Decision | None:
+def check_request(
+    apps: Mapping[str, AppConfig], request: AuthorizeRequest, switches: Switches | None = None
+) -> Decision | None:
     """App-configuration checks; None means the request may go on to the account."""
     app = apps.get(request.client_id)
     if app is None:
@@ -52,7 +54,8 @@ def check_request(apps: Mapping[str, AppConfig], request: AuthorizeRequest) -> D
     invalid = [s for s in (*request.scopes, *request.optional_scopes) if s not in CATALOG]
     if invalid:
         return Decision(Verdict.INVALID_SCOPE, blocking_scopes=_uniq(invalid))
-    scope = set(request.scopes) | {"oauth"}  # HubSpot adds oauth itself [R19]
+    implied = {"oauth"} if (switches or Switches()).oauth_implied else set()
+    scope = set(request.scopes) | implied  # HubSpot adds oauth itself [R19], under one reading
     missing_required = [s for s in app.required if s not in scope]
     if missing_required:
         return Decision(Verdict.INSUFFICIENT_SCOPES, blocking_scopes=_uniq(missing_required))
@@ -62,6 +65,20 @@ def check_request(apps: Mapping[str, AppConfig], request: AuthorizeRequest) -> D
     if mismatched:
         return Decision(Verdict.SCOPE_MISMATCH, blocking_scopes=_uniq(mismatched))
     return None
+
+
+def approved_scopes(
+    account: Account, client_id: str, earlier: Mapping[str, Collection[str]], switches: Switches
+) -> frozenset[str]:
+    """The scopes already approved for this app in the account: installs made before the run and `earlier`
+    ones (client_id -> scopes); where approvals are per account, those of every app."""
+    merged: dict[str, set[str]] = {}
+    for source in (account.installed, earlier):
+        for app, scopes in source.items():
+            merged.setdefault(app, set()).update(scopes)
+    if switches.approvals_per_app:
+        return frozenset(merged.get(client_id, ()))
+    return frozenset(s for scopes in merged.values() for s in scopes)
 
 
 def account_has(spec: ScopeSpec, account: Account) -> bool:
@@ -87,7 +104,7 @@ def check_install(
     switches: Switches,
 ) -> Decision:
     """Account, governance and user checks for a request that passed `check_request`."""
-    required = _uniq(("oauth", *request.scopes))
+    required = _uniq((*(("oauth",) if switches.oauth_implied else ()), *request.scopes))
     optional = _uniq([s for s in request.optional_scopes if s not in required])
     bypass = switches.super_admin_bypasses_tier and member.super_admin
 

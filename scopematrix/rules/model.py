@@ -57,6 +57,8 @@ class Account:
     # App Governance (beta, Apr 2026 [R22]): non-admins must request approval for unapproved scopes.
     app_governance: bool = False
     test_account: bool = False
+    # Apps installed before the run: client_id -> the scopes approved for it in this account.
+    installed: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def tier(self, hub: Hub) -> Tier:
         return self.tiers.get(hub, Tier.FREE)
@@ -112,6 +114,12 @@ class Switches:
     consent_button: str = "Connect app"
     # Require TOTP 2FA for users that have a secret.
     totp_required: bool = True
+    # `oauth` is "base, auto-added" [R19]; whether an install URL may leave it out when the app's settings
+    # list it is unconfirmed (open question 11). True: HubSpot adds it; False: the URL must carry it.
+    oauth_implied: bool = True
+    # Marketplace Access is needed only for scopes "not yet approved in the account" [R8]: approved for
+    # this app (True), or for any app of the account (False). Open question 13.
+    approvals_per_app: bool = True
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,7 @@ def create_app(scenario: Scenario, options: SimOptions | None = None) -> Simulat
         Route("/cookie-consent", sim.cookie_consent, methods=["POST"]),
         Route("/oauth/authorize", sim.authorize),
         Route("/oauth/authorize/decision", sim.decide, methods=["POST"]),
+        Route("/oauth/authorize/choose", sim.choose),
         Route("/oauth/{hub_id}/authorize", sim.authorize),
         Route("/oauth/v1/token", sim.token, methods=["POST"]),
         Route("/oauth/v1/access-tokens/{token}", sim.access_token_info),

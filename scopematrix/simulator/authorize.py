@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from scopematrix.rules.catalog import CATALOG
-from scopematrix.rules.decide import Decision, Verdict, check_install, check_request
+from scopematrix.rules.decide import Decision, Verdict, approved_scopes, check_install, check_request
 from scopematrix.rules.model import AuthorizeRequest
 from scopematrix.simulator.base import SESSION_COOKIE, SimBase, split_scopes
 from scopematrix.simulator.state import CodeRecord, PendingGrant
@@ -34,6 +34,12 @@ MESSAGES: dict[Verdict, str] = {
     ),
 }
 
+# The older wordings the brief records (section 2d), for the scenario switch error_texts: older.
+OLDER_MESSAGES: dict[Verdict, str] = {
+    Verdict.INSUFFICIENT_SCOPES: "Insufficient scopes were provided. Please contact the app developer.",
+}
+OLDER_REDIRECT = "The redirect_uri doesn't match the client registered redirect_uri. Please contact the app developer."
+
 
 class AuthorizeRoutes(SimBase):
     async def authorize(self, request: Request) -> Response:
@@ -53,7 +59,7 @@ class AuthorizeRoutes(SimBase):
             scopes=split_scopes(q.get("scope")),
             optional_scopes=split_scopes(q.get("optional_scope")),
         )
-        early = check_request(self.scenario.apps, areq)
+        early = check_request(self.scenario.apps, areq, self.scenario.switches)
         if early is not None:
             return self.render_decision(request, early, areq)
         app = self.scenario.apps[areq.client_id]
@@ -69,10 +75,11 @@ class AuthorizeRoutes(SimBase):
                 }
                 for a in accounts
             ]
-            return self.page(request, "account_picker.html.j2", app=app, accounts=rows)
+            return self.page(request, "account_picker.html.j2", app=app, accounts=rows, query=request.url.query)
         account = self.scenario.accounts[member.hub_id]
         ns = self.namespace(request)
-        approved = self.state.approved(ns, app.client_id, account.hub_id)
+        earlier = self.state.installed_apps(ns, account.hub_id)
+        approved = approved_scopes(account, app.client_id, earlier, self.scenario.switches)
         decision = check_install(app, areq, account, member, approved, self.scenario.switches)
         if decision.verdict is not Verdict.CONSENT:
             return self.render_decision(request, decision, areq)
@@ -99,9 +106,17 @@ class AuthorizeRoutes(SimBase):
             button=button,
         )
 
+    async def choose(self, request: Request) -> Response:
+        """The account picker's form (rows or a dropdown, then a confirm button): on to the pinned URL."""
+        hub, query = request.query_params.get("hub", ""), request.query_params.get("q", "")
+        path = f"/oauth/{hub}/authorize" if hub.isdigit() and len(hub) < 12 else "/oauth/authorize"
+        return RedirectResponse(f"{path}?{query}", status_code=303)
+
     def render_decision(self, request: Request, decision: Decision, areq: AuthorizeRequest) -> Response:
         app = self.scenario.apps.get(areq.client_id)
         if decision.verdict is Verdict.REDIRECT_MISMATCH:
+            if self.scenario.rendering.error_texts == "older":
+                return self.error_page(request, OLDER_REDIRECT)
             message = (
                 f"Authorization failed as the redirect URL '{areq.redirect_uri}' doesn't match the app's "
                 "registered redirect URL. Please consult the app developer."
@@ -113,7 +128,8 @@ class AuthorizeRoutes(SimBase):
             return self.page(request, "denied_2026.html.j2", 403, app=app, missing=decision.missing_permissions)
         if decision.verdict is Verdict.NEEDS_APPROVAL:
             return self.page(request, "needs_approval.html.j2", 403, app=app)
-        return self.error_page(request, MESSAGES[decision.verdict])
+        older = OLDER_MESSAGES.get(decision.verdict) if self.scenario.rendering.error_texts == "older" else None
+        return self.error_page(request, older or MESSAGES[decision.verdict])
 
     async def decide(self, request: Request) -> Response:
         form = await request.form()

@@ -64,7 +64,8 @@ class SimBase:
 
     def page(self, request: Request, template: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         ctx.setdefault("show_cookie_banner", BANNER_COOKIE not in request.cookies)
-        ctx.setdefault("markup", self.scenario.markup)
+        ctx.setdefault("markup", self.scenario.rendering.markup)
+        ctx.setdefault("rendering", self.scenario.rendering)
         ctx.setdefault(
             "current_path",
             safe_next(request.url.path + ("?" + request.url.query if request.url.query else "")),

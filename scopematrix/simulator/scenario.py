@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -49,6 +50,13 @@ class AccountSpec(Strict):
     sensitive_data: bool = False
     app_governance: bool = False
     test_account: bool = False
+    # Apps installed in the account before the run: client_id -> the scopes approved for it.
+    installed: dict[str, list[str]] = {}
+
+    @field_validator("installed")
+    @classmethod
+    def _installed_scopes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {client: known_scopes(scopes) for client, scopes in value.items()}
 
 
 class MembershipSpec(Strict):
@@ -80,12 +88,47 @@ class UserSpec(Strict):
 
 
 class SwitchesSpec(Strict):
+    """Every point where the research brief is silent, disputed or "unconfirmed" (README "Open questions"):
+    each setting is a reading of HubSpot the harness must be right under."""
+
     super_admin_bypasses_tier: bool = False
     denial_page: Literal["legacy", "2026"] = "2026"
     consent_button: Literal["Connect app", "Grant access"] = "Connect app"
     totp_required: bool = True
+    oauth: Literal["implied", "required"] = "implied"
+    approvals: Literal["per_app", "per_account"] = "per_app"
     # How screens are drawn (same texts, other tags, nesting and lists): classic | plain | nested.
     markup: Literal["classic", "plain", "nested"] = "classic"
+    picker: Literal["links", "rows", "dropdown"] = "links"
+    consent_list: Literal["descriptions", "ids", "both", "glued"] = "descriptions"
+    error_texts: Literal["newer", "older"] = "newer"
+    render: Literal["server", "script"] = "server"
+    cookie_banner: Literal["inline", "late_modal"] = "inline"
+
+    def rules(self) -> Switches:
+        return Switches(
+            super_admin_bypasses_tier=self.super_admin_bypasses_tier,
+            denial_page=self.denial_page,
+            consent_button=self.consent_button,
+            totp_required=self.totp_required,
+            oauth_implied=self.oauth == "implied",
+            approvals_per_app=self.approvals == "per_app",
+        )
+
+    def rendering(self) -> Rendering:
+        return Rendering(self.markup, self.picker, self.consent_list, self.error_texts, self.render, self.cookie_banner)
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How the simulator draws its screens: the same texts in other shapes (the rules never see these)."""
+
+    markup: str = "classic"  # classic | plain | nested: tags, nesting, lists, selector generations
+    picker: str = "links"  # links | rows (select a row, then confirm) | dropdown (a select, then confirm)
+    consent_list: str = "descriptions"  # descriptions | ids | both | glued (an id in its own element, no space)
+    error_texts: str = "newer"  # newer | older wordings of the error screens (brief 2d)
+    render: str = "server"  # server | script: a "Loading…" shell that script fills in later
+    cookie_banner: str = "inline"  # inline | late_modal: the banner arrives late, as a modal over the page
 
 
 class ScenarioSpec(Strict):
@@ -102,6 +145,13 @@ class ScenarioSpec(Strict):
         unique_ids("users", [u.id for u in self.users])
         unique_ids("apps", [a.client_id for a in self.apps])
         ids = {a.id for a in self.accounts}
+        clients = {a.client_id for a in self.apps}
+        for account in self.accounts:
+            for client in account.installed:
+                if client not in clients:
+                    raise fail(
+                        f"account '{account.id}' has unknown app '{client}' installed", "use an app's client_id."
+                    )
         for user in self.users:
             for m in user.memberships:
                 if m.account not in ids:
@@ -119,8 +169,8 @@ class Scenario:
         fake = Faker()
         fake.seed_instance(spec.seed)
         self.source = source
-        self.switches = Switches(**spec.switches.model_dump(exclude={"markup"}))
-        self.markup = spec.switches.markup
+        self.switches = spec.switches.rules()
+        self.rendering = spec.switches.rendering()
         self.apps: dict[str, AppConfig] = {
             a.client_id: AppConfig(
                 client_id=a.client_id,
@@ -145,6 +195,7 @@ class Scenario:
                 sensitive_data=a.sensitive_data,
                 app_governance=a.app_governance,
                 test_account=a.test_account,
+                installed={client: frozenset(scopes) for client, scopes in a.installed.items()},
             )
             for a in spec.accounts
         }

@@ -88,6 +88,10 @@ class SimState:
     def approved(self, namespace: str, client_id: str, hub_id: int) -> set[str]:
         return self.installs.get((namespace, client_id, hub_id), set())
 
+    def installed_apps(self, namespace: str, hub_id: int) -> dict[str, set[str]]:
+        """Every app installed in the account during the run (in this namespace): client_id -> scopes."""
+        return {cid: scopes for (ns, cid, hub), scopes in self.installs.items() if ns == namespace and hub == hub_id}
+
     def reset(self, namespace: str | None) -> None:
         """Forget installs (of one namespace, or all) and, for a full reset, sessions and tokens."""
         if namespace is not None:
