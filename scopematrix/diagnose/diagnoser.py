@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from scopematrix.diagnose.probes import Inconclusive, ProbeCache, ProbePlan
+from scopematrix.diagnose.confirm import confirm
+from scopematrix.diagnose.probes import Inconclusive, ProbeCache, ProbePlan, Replays
+from scopematrix.diagnose.remedies import Remedies
 from scopematrix.diagnose.search import binary_splitting, ddmin
-from scopematrix.flow import Harness, WalkPlan
+from scopematrix.flow import Harness
 from scopematrix.matrix import Cell
 from scopematrix.model import CellResult, Diagnosis, Outcome, Remedy, ScopeFinding
 from scopematrix.rules.catalog import CATALOG, MARKETPLACE, products_needed
@@ -17,31 +19,33 @@ class Diagnoser:
     def __init__(self, harness: Harness, probes: ProbeCache | None = None, verify_installs: bool = True) -> None:
         self.harness = harness
         self.probes = probes or ProbeCache(harness)
-        # Remedies that install (a super admin's first install) run only where that is harmless.
-        self.verify_installs = verify_installs
-
-    def _super_admin(self, cell: Cell) -> str | None:
-        for user in self.harness.matrix.spec.users:
-            if user.super_admin and cell.account.id in user.accounts:
-                return user.id
-        return None
+        self.replays = Replays(harness)
+        self.remedies = Remedies(harness, self.probes, self.replays, verify_installs)
 
     async def diagnose(self, cell: Cell, result: CellResult) -> Diagnosis:
+        """Search with the probe app where one is configured (any subset is a valid URL there), then confirm
+        its answer with your app: a set only the probe app showed, and your app contradicts, is never named;
+        the search is then made with your app's own valid URLs."""
         matrix = self.harness.matrix
         app = matrix.app_of(cell.scope_set)
-        probe_app = matrix.spec.probe_app
-        plan = ProbePlan.for_cell(cell, app.scopes, app.id, probe_app)
-        tally = [0]
-        user, hub = cell.user.id, cell.account.hub_id
+        own = ProbePlan.for_cell(cell, app.scopes, app.id, None)
         ns = self.harness.namespace(cell.id, "diag") if cell.scope_set.installed_by else ""
-        if ns:  # replay the precondition inside the diagnosis namespace, with the probing app
-            replay = WalkPlan.for_cell(
-                cell, cell.scope_set.installed_by, namespace=ns, approve=True, app=plan.app, exchange=False
-            )
-            if plan.probe_app:
-                replay = WalkPlan(replay.user_id, hub, (*plan.fixed, *plan.droppable), (), ns, approve=True,
-                                  app=plan.app, exchange=False)  # fmt: skip
-            await self.harness.walk(replay)
+        tally = [0]
+        if matrix.spec.probe_app is None:
+            return await self._search(cell, result, own, ns, tally)
+        plan = ProbePlan.for_cell(cell, app.scopes, app.id, matrix.spec.probe_app)
+        diagnosis = await self._search(cell, result, plan, ns, tally)
+        if app.scopes is None:
+            return diagnosis  # your app's settings are unknown: no valid URL of it to confirm with
+        said = await confirm(self.probes, self.replays, cell, diagnosis, (own, app.scopes), ns, tally)
+        if said is None:
+            return diagnosis
+        fallback = await self._search(cell, result, own, ns, tally)
+        return dataclasses.replace(fallback, summary=f"{fallback.summary} ({said})", probes=tally[0])
+
+    async def _search(self, cell: Cell, result: CellResult, plan: ProbePlan, ns: str, tally: list[int]) -> Diagnosis:
+        user, hub = cell.user.id, cell.account.hub_id
+        await self.replays.ensure(cell, plan, ns)
 
         async def probe(extra: Sequence[str]) -> Outcome:
             scopes = [*plan.fixed, *extra]
@@ -110,13 +114,13 @@ class Diagnoser:
         missing = list(result.missing_permissions)
         if not missing:
             missing = sorted({p for f in findings if f.level == "user" for p in CATALOG[f.scope].permissions})
-        remedies = [await self._optional_remedy(cell, culprits, ns, tally)]
+        remedies = [await self.remedies.optional(cell, culprits, ns, tally)]
         for f in findings:
             if f.level == "account":
                 remedies.append(Remedy("upgrade_account", f"{cell.account.id} needs {f.hint} for {f.scope}.", None))
         account_scopes = [f.scope for f in findings if f.level == "account"]
         if account_scopes:
-            remedies.append(await self._super_admin_past_tier(cell, account_scopes, plan, ns, tally))
+            remedies.append(await self.remedies.past_tier(cell, account_scopes, plan, ns, tally))
         if any(f.level == "user" for f in findings) and missing:
             remedies.append(Remedy("grant_permissions", f"Give {user}: {', '.join(missing)}.", None))
         summary = f"Blocked by {', '.join(culprits)} ({attribution}-level)"
@@ -145,9 +149,9 @@ class Diagnoser:
         user = cell.user.id
         missing = list(result.missing_permissions)
         remedies: list[Remedy] = []
-        sa = self._super_admin(cell)
+        sa = self.remedies.super_admin(cell)
         if sa and sa != user:
-            remedies.append(await self._super_admin_first(cell, sa, tally))
+            remedies.append(await self.remedies.first_install(cell, sa, tally))
         if MARKETPLACE in missing or not missing:
             remedies.append(Remedy("grant_permissions", f"Give {user} {MARKETPLACE} in this account.", None))
         summary = f"{user} cannot install this app in {cell.account.id} with any scope: " + (
@@ -177,76 +181,3 @@ class Diagnoser:
         if own in (Outcome.DENIED_PERMISSIONS, Outcome.NEEDS_APPROVAL):
             return ScopeFinding(scope, "user", ", ".join(CATALOG[scope].permissions) or "a super admin's rights")
         return ScopeFinding(scope, "unknown")
-
-    async def _super_admin_past_tier(
-        self, cell: Cell, account_scopes: list[str], plan: ProbePlan, ns: str, tally: list[int]
-    ) -> Remedy:
-        """Can a super admin of the account install past the missing products (brief, open question 1)? A
-        remedy finding: it never changes whose fault the screen says it is."""
-        sa = self._super_admin(cell)
-        names = ", ".join(account_scopes)
-        if sa is None or sa == cell.user.id:
-            why = "no super admin of the account is in the matrix" if sa is None else f"{sa} is the one refused"
-            return Remedy("super_admin_past_tier", f"Whether a super admin can install {names} anyway: not probed "
-                          f"({why}).", None)  # fmt: skip
-        out = await self.probes.outcome(sa, cell.account.hub_id, [*plan.fixed, *account_scopes], plan.optional,
-                                        ns, tally, plan.app)  # fmt: skip
-        if out.installs:
-            return Remedy("super_admin_past_tier", f"{sa} (super admin) can install {names} despite the account's "
-                          "products.", True, out)  # fmt: skip
-        return Remedy("super_admin_past_tier", f"{sa} (super admin) is refused too ({out.value}).", False, out)
-
-    async def _optional_remedy(self, cell: Cell, culprits: list[str], ns: str, tally: list[int]) -> Remedy:
-        """Move the culprits to optional_scope: probed only where the app's settings allow that URL."""
-        app = self.harness.matrix.app_of(cell.scope_set)
-        keep = [s for s in cell.scope_set.scopes if s not in culprits]
-        optional = [*cell.scope_set.optional, *culprits]
-        moved = ", ".join(culprits)
-        if app.scopes is None or not app.scopes.allows(keep, optional):
-            return Remedy(
-                "optional_scope",
-                f"List {moved} as optional in the app's scope settings, then send "
-                f"{'it' if len(culprits) == 1 else 'them'} as optional_scope (not probed: until then HubSpot "
-                "refuses that install URL).",
-                None,
-                missing_scopes=tuple(culprits),
-            )
-        out = await self.probes.outcome(cell.user.id, cell.account.hub_id, keep, optional, ns, tally, app.id)
-        if out.installs:
-            return Remedy(
-                "optional_scope", f"Move {moved} to optional_scope: installs without them.", True, out, tuple(culprits)
-            )
-        return Remedy(
-            "optional_scope",
-            f"Moving {moved} to optional_scope still ends in {out.value}.",
-            False,
-            out,
-            tuple(culprits),
-        )
-
-    async def _super_admin_first(self, cell: Cell, super_admin: str, tally: list[int]) -> Remedy:
-        if not self.verify_installs:
-            return Remedy(
-                "super_admin_first", f"Have {super_admin} install first (not probed: it would install).", None
-            )
-        ns = self.harness.namespace(cell.id, "remedy-super-admin")
-        hub, scopes, optional = cell.account.hub_id, tuple(cell.scope_set.scopes), tuple(cell.scope_set.optional)
-        app = cell.scope_set.app or ""
-        first = await self.harness.walk(
-            WalkPlan.for_cell(cell, super_admin, namespace=ns, approve=True, exchange=False)
-        )
-        self.probes.count += 1
-        tally[0] += 1
-        if not first.outcome.installs:
-            return Remedy(
-                "super_admin_first",
-                f"{super_admin} cannot install it either ({first.outcome.value}).",
-                False,
-                first.outcome,
-            )
-        out = await self.probes.outcome(cell.user.id, hub, scopes, optional, ns, tally, app)
-        await self.harness.reset(ns)
-        verdict = "then passes" if out.installs else f"still ends in {out.value}"
-        return Remedy(
-            "super_admin_first", f"After {super_admin} installs first, {cell.user.id} {verdict}.", out.installs, out
-        )

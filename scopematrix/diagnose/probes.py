@@ -103,3 +103,29 @@ class ProbePlan:
         the installer can't install this app at all. With the probe app, its required scopes are the base
         of every install; an app's own required scopes may hold the culprit."""
         return self.probe_app or set(self.fixed) <= {"oauth"}
+
+
+class Replays:
+    """The cell's precondition (its installed_by user's install) made again inside the diagnosis namespace,
+    once per probing app, so that the probes see what the cell saw."""
+
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self._done: set[tuple[str, str]] = set()
+
+    async def ensure(self, cell: Cell, plan: ProbePlan, ns: str) -> None:
+        installer = cell.scope_set.installed_by
+        if not ns or not installer or (ns, plan.app) in self._done:
+            return
+        self._done.add((ns, plan.app))
+        replay = WalkPlan.for_cell(cell, installer, namespace=ns, approve=True, app=plan.app, exchange=False)
+        if plan.probe_app:
+            hub = cell.account.hub_id
+            replay = WalkPlan(installer, hub, (*plan.fixed, *plan.droppable), (), ns, approve=True, app=plan.app,
+                              exchange=False)  # fmt: skip
+        await self.harness.walk(replay)
+
+    async def real_app(self, cell: Cell, ns: str) -> None:
+        """The precondition with the cell's own app (for the probes that use it)."""
+        app = self.harness.matrix.app_of(cell.scope_set)
+        await self.ensure(cell, ProbePlan.for_cell(cell, app.scopes, app.id, None), ns)

@@ -63,6 +63,9 @@ class SimulatorApp:
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
             await send({"type": "http.response.body", "body": body})
             return
+        if fault is not None and fault.kind == "stuck-controls":
+            await self.app(scope, receive, _stuck_controls(send))
+            return
         if fault is not None and fault.kind == "tamper-state":
             await self.app(scope, receive, _tamper_state(send))
             return
@@ -76,6 +79,26 @@ class SimulatorApp:
         if self.options.latency_s > 0:
             await asyncio.sleep(self.options.latency_s)
         await self.app(scope, receive, send)
+
+
+def _stuck_controls(send: Send) -> Send:
+    """UI drift on a known screen: the controls that selecting something enables never enable."""
+    start: MutableMapping[str, Any] = {}
+    body = bytearray()
+
+    async def stuck(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        body.extend(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        changed = bytes(body).replace(b"onchange=", b"data-onchange=")
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(len(changed)).encode())]})
+        await send({"type": "http.response.body", "body": changed})
+
+    return stuck
 
 
 def _tamper_state(send: Send) -> Send:

@@ -8,8 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["5xx", "hang", "drop", "maintenance", "tamper-state"]
-FAULT_KINDS: tuple[str, ...] = ("5xx", "hang", "drop", "maintenance", "tamper-state")
+FaultKind = Literal["5xx", "hang", "drop", "maintenance", "tamper-state", "stuck-controls"]
+FAULT_KINDS: tuple[str, ...] = ("5xx", "hang", "drop", "maintenance", "tamper-state", "stuck-controls")
 
 
 @dataclass

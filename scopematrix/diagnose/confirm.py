@@ -1,0 +1,45 @@
+"""The probe app's answer, checked with your app (open question 13): approvals are per app, so where your app
+already has scopes approved in the account, the probe app (which has none) can say "blocked" where your app
+installs. Checked only with install URLs your app's declared settings accept."""
+
+from __future__ import annotations
+
+from scopematrix.diagnose.probes import ProbeCache, ProbePlan, Replays
+from scopematrix.matrix import AppScopes, Cell
+from scopematrix.model import Diagnosis
+
+
+async def confirm(
+    probes: ProbeCache,
+    replays: Replays,
+    cell: Cell,
+    diagnosis: Diagnosis,
+    own: tuple[ProbePlan, AppScopes],
+    ns: str,
+    tally: list[int],
+) -> str | None:
+    """None when your app agrees with the probe app (or no valid URL of your app could tell); else why the
+    probe app's answer is not to be named."""
+    plan, settings = own
+    user, hub = cell.user.id, cell.account.hub_id
+    if diagnosis.blocking_scopes:
+        named = ", ".join(diagnosis.blocking_scopes)
+        keep = [s for s in cell.scope_set.scopes if s not in diagnosis.blocking_scopes]
+        optional = list(cell.scope_set.optional)
+        if not settings.allows(keep, optional):
+            return None  # your app requires one of them: no valid URL of it leaves them out
+        await replays.ensure(cell, plan, ns)
+        out = await probes.outcome(user, hub, keep, optional, ns, tally, plan.app)
+        if out.blocked:
+            them = "it" if len(diagnosis.blocking_scopes) == 1 else "them"
+            return f"the probe app named {{{named}}}, but your app without {them} still ends in {out.value}"
+        return None
+    if diagnosis.attribution == "installer":
+        await replays.ensure(cell, plan, ns)
+        out = await probes.outcome(user, hub, plan.fixed, plan.optional, ns, tally, plan.app)
+        if out.installs:
+            return (
+                f"the probe app could install nothing for {user} here, but your app installs with "
+                f"{{{', '.join(plan.fixed)}}}: scopes already approved for your app in this account count"
+            )
+    return None
