@@ -33,7 +33,8 @@ from tests.oracle import diagnosis_errors, expected_outcome, truth
 pytestmark = pytest.mark.e2e
 MATRIX = load_matrix()
 
-# Every switch and its settings; `pinned` is the harness's (the picker shows only without a pinned Hub ID).
+# Every switch and its settings; `pinned` (the picker shows only without a pinned Hub ID) and `approve` (click
+# through consent, exchange the code, read the token's scopes) are the harness's.
 SWITCHES: dict[str, list[Any]] = {
     "oauth": ["implied", "required"],
     "approvals": ["per_app", "per_account"],
@@ -48,6 +49,7 @@ SWITCHES: dict[str, list[Any]] = {
     "cookie_banner": ["inline", "late_modal"],
     "totp_required": [True, False],
     "pinned": [True, False],
+    "approve": [False, True],
 }
 PAIRWISE = [dict(zip(SWITCHES, row, strict=True)) for row in AllPairs(list(SWITCHES.values()))]
 SEED = int(os.environ.get("SCOPEMATRIX_SWITCH_SEED") or random.SystemRandom().randrange(1, 10**6))
@@ -60,7 +62,8 @@ def variant(**update: Any) -> Matrix:
 
 def scenario_with(switches: dict[str, Any], folder: Path, **account_changes: dict[str, Any]) -> Scenario:
     doc = yaml.safe_load(DEFAULT_SCENARIO.read_text())
-    doc["switches"] = {**doc.get("switches", {}), **{k: v for k, v in switches.items() if k != "pinned"}}
+    harness = ("pinned", "approve")
+    doc["switches"] = {**doc.get("switches", {}), **{k: v for k, v in switches.items() if k not in harness}}
     for account in doc["accounts"]:
         account.update(account_changes.get(account["id"], {}))
     path = folder / "scenario.yaml"
@@ -92,7 +95,7 @@ def disagreements(
     """Every cell whose outcome or diagnosis differs from the oracle's under these switches."""
     scenario = scenario_with(switches, folder)
     matrix = variant(pinned=switches.get("pinned", True), **matrix_changes)
-    results = run_matrix(scenario, matrix, pinned=matrix.spec.pinned)
+    results = run_matrix(scenario, matrix, pinned=matrix.spec.pinned, approve=switches.get("approve", False))
     base = MATRIX.spec.probe_app.scopes.required if MATRIX.spec.probe_app and MATRIX.spec.probe_app.scopes else []
     wrong = []
     for cell in matrix.cells():

@@ -32,8 +32,8 @@ from scopematrix.model import Outcome, Screen
 from scopematrix.pages.account_picker import AccountPickerPage, Choice
 from scopematrix.pages.base import BasePage, CannotAct
 from scopematrix.pages.consent import ConsentPage
-from scopematrix.pages.errors import ApprovalNeededPage, ConnectionErrorPage, PermissionDeniedPage
-from scopematrix.pages.screens import identify, screen_of
+from scopematrix.pages.errors import ApprovalNeededPage, ConnectionErrorPage, ErrorCause, PermissionDeniedPage
+from scopematrix.pages.screens import identify, screen_of, settle
 from scopematrix.target import Target
 
 ISOLATION_HEADER = "X-Scopematrix-Isolation"
@@ -156,6 +156,10 @@ class Walker:
         walk = Walk(Outcome.UNRECOGNIZED)
         for _ in range(self.options.max_steps):
             obj = await identify(page, self.options.grace_s, self.options.timeout_ms)
+            if isinstance(obj, ConnectionErrorPage) and await obj.cause() is ErrorCause.UNKNOWN:
+                # The generic heading with no cause yet: a page still being drawn says why once it has settled.
+                await settle(page, self.options.timeout_ms)
+                obj = await identify(page, self.options.grace_s, self.options.timeout_ms)
             if obj is None and not self.options.pinned:
                 picker = AccountPickerPage(page)
                 if await picker.lists(plan.hub_id, plan.account_name):

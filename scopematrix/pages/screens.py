@@ -119,8 +119,14 @@ async def _identify(
 
 
 async def _first_current(candidates: list[BasePage]) -> BasePage | None:
-    for obj in candidates:  # most specific first: the first hit decides
+    """The most specific screen showing. The checks are separate queries and a page may be drawn between two
+    of them (a single-page app fills in its screen at once): a hit is checked against the more specific
+    screens asked before it, so a denial is never taken for the generic heading drawn a moment earlier."""
+    for i, obj in enumerate(candidates):  # most specific first: the first hit decides
         if await obj.is_current():
+            for earlier in candidates[:i]:
+                if await earlier.is_current():
+                    return earlier
             return obj
     return None
 
