@@ -61,12 +61,26 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     return memo[id(node)]
 
 
+class DuplicateKey(ValueError):
+    """A mapping names a key twice: YAML keeps the last one silently, which hides the first."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 def _lines(node: yaml.Node, loc: Loc, out: dict[Loc, int], seen: set[int]) -> None:
     out[loc] = node.start_mark.line + 1
     if id(node) in seen:  # an alias: its lines are those of its anchor, already walked
         return
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
+        keys: dict[object, int] = {}
+        for key, _ in node.value:
+            line = key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode) and key.value in keys and key.value != "<<":
+                raise DuplicateKey(f"'{key.value}' is given twice (lines {keys[key.value]} and {line})", line)
+            keys[key.value] = line
         for key, value in node.value:
             out[(*loc, key.value)] = key.start_mark.line + 1
             _lines(value, (*loc, key.value), out, seen)
@@ -106,7 +120,10 @@ def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
         raise UsageError(f"{path}: nested too deeply.", "flatten the file.") from None
     lines: dict[Loc, int] = {}
     if node is not None:
-        _lines(node, (), lines, set())
+        try:
+            _lines(node, (), lines, set())
+        except DuplicateKey as exc:
+            raise UsageError(f"{path}:{exc.line}: {exc}.", "keep one of them (merge their contents).") from None
     return data, lines
 
 

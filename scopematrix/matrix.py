@@ -93,6 +93,13 @@ class AccountEntry(Strict):
 
     _ids = field_validator("id")(_id)
 
+    @field_validator("hub_id")
+    @classmethod
+    def _hub(cls, value: int) -> int:
+        if value < 1:
+            raise fail(f"hub_id {value} is not a Hub ID", "use the account's Hub ID, a positive number.")
+        return value
+
 
 class UserEntry(Strict):
     id: str
@@ -106,6 +113,14 @@ class UserEntry(Strict):
 
     _env = field_validator("email_env", "password_env", "totp_secret_env", "storage_state_env")(_env_name)
     _ids = field_validator("id")(_id)
+
+    @field_validator("accounts")
+    @classmethod
+    def _once(cls, accounts: list[str]) -> list[str]:
+        twice = sorted({a for a in accounts if accounts.count(a) > 1})
+        if twice:
+            raise fail(f"account '{twice[0]}' is listed twice", "list each account of a user once.")
+        return accounts
 
 
 class ScopeSetEntry(Strict):
@@ -193,6 +208,16 @@ class ExpectationEntry(Strict):
 class BaselineSpec(Strict):
     version: int = 1
     expectations: list[ExpectationEntry] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BaselineSpec:
+        said: dict[str, Outcome] = {}
+        for e in self.expectations:
+            if e.cell in said and said[e.cell] is not e.outcome:
+                raise fail(f"cell '{e.cell}' is expected both {said[e.cell].value} and {e.outcome.value}",
+                           "keep one expectation per cell.")  # fmt: skip
+            said[e.cell] = e.outcome
+        return self
 
 
 @dataclass(frozen=True)
@@ -318,6 +343,9 @@ def load_matrix(path: Path | None = None, baseline: Path | None = None) -> Matri
         bspec = validate(BaselineSpec, bdata or {"expectations": []}, bpath, blines)
     elif baseline is not None:
         raise UsageError(f"{baseline}: baseline file not found.", "pass an existing file or omit --baseline.")
+    elif bpath is not None and "baseline" in spec.model_fields_set:
+        raise UsageError(f"{path}: baseline '{spec.baseline}' not found.",
+                         "create it (scopematrix run --update-baseline) or set baseline: null.")  # fmt: skip
     return Matrix(spec, path, bspec, bpath)
 
 

@@ -12,6 +12,7 @@ from scopematrix.matrix import DEFAULT_MATRIX
 from scopematrix.simulator.scenario import DEFAULT_SCENARIO
 
 GOOD_MATRIX = yaml.safe_load(DEFAULT_MATRIX.read_text())
+GOOD_MATRIX["baseline"] = str(DEFAULT_MATRIX.parent / GOOD_MATRIX["baseline"])  # (copies are written elsewhere)
 GOOD_SCENARIO = yaml.safe_load(DEFAULT_SCENARIO.read_text())
 
 
@@ -30,6 +31,13 @@ def mutate(doc, path, value):
 
 
 MATRIX_CASES = [
+    ("non-positive hub id", mutate(GOOD_MATRIX, ["accounts", 0, "hub_id"], -5), "hub_id -5 is not a Hub ID"),
+    (
+        "an account twice for one user",
+        mutate(GOOD_MATRIX, ["users", 0, "accounts"], ["free", "enterprise", "free"]),
+        "account 'free' is listed twice",
+    ),
+    ("a named baseline that is missing", mutate(GOOD_MATRIX, ["baseline"], "nowhere.yaml"), "'nowhere.yaml' not found"),
     ("unknown top-level key", mutate(GOOD_MATRIX, ["colour"], "red"), "remove 'colour'"),
     (
         "unknown scope",
@@ -281,3 +289,23 @@ def test_env_example_documents_every_variable_of_the_matrix():
             if user.get(key):
                 assert user[key] in text
     assert "SCOPEMATRIX_CLIENT_SECRET" in text and "SCOPEMATRIX_APP_URL" in text
+
+
+def test_a_duplicate_yaml_key_is_refused_with_both_lines(tmp_path, capsys):
+    """YAML keeps the second `scope_sets:` silently, dropping the first: refused instead."""
+    text = DEFAULT_MATRIX.read_text().replace(
+        "baseline: baseline.yaml", f"baseline: {DEFAULT_MATRIX.parent / 'baseline.yaml'}"
+    )
+    text += "scope_sets:\n  - {id: extra, scopes: [oauth, forms, content]}\n"
+    (tmp_path / "m.yaml").write_text(text)
+    assert main(["run", "--matrix", str(tmp_path / "m.yaml"), "--reports", str(tmp_path / "r")]) == 2
+    assert_one_line(capsys, "'scope_sets' is given twice (lines")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_baseline_that_expects_two_outcomes_of_one_cell_is_refused(tmp_path, capsys):
+    entries = [{"cell": "super-admin@free/crm-read", "outcome": o} for o in ("granted", "denied_account")]
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"version": 1, "expectations": entries}))
+    argv = ["run", "--baseline", str(tmp_path / "b.yaml"), "--reports", str(tmp_path / "r")]
+    assert main(argv) == 2
+    assert_one_line(capsys, "'super-admin@free/crm-read' is expected both granted and denied_account")

@@ -77,6 +77,33 @@ def test_csv_opens_in_excel_with_the_diagnosis_columns(tmp_path):
     assert {"remedies", "expectation_reason", "must_install", "decisive_screenshot"} <= set(rows[0])
 
 
+def test_hostile_page_text_reaches_csv_and_junit_harmless(tmp_path):
+    """Texts come from HubSpot's page: a formula stays text in Excel, a control character keeps the XML valid."""
+    hostile = [
+        record("eq", "free", Outcome.UNRECOGNIZED, Outcome.GRANTED, heading="=HYPERLINK(\"http://x\")",
+               message="@SUM(1+1)\x00\x07\x1b[31m"),
+        record("plus", "free", Outcome.DENIED_ACCOUNT, Outcome.DENIED_ACCOUNT, heading="+1", message="-2"),
+    ]  # fmt: skip
+    write_report(tmp_path, hostile, META)
+    rows = {r["user"]: r for r in csv.DictReader((tmp_path / "results.csv").open(encoding="utf-8-sig"))}
+    assert rows["eq"]["heading"] == '\'=HYPERLINK("http://x")' and rows["eq"]["message"].startswith("'@SUM")
+    assert (rows["plus"]["heading"], rows["plus"]["message"]) == ("'+1", "'-2")
+    assert rows["plus"]["hub_id"] == "1"  # numbers stay numbers
+    xmlschema.XMLSchema(ROOT / "tests/data/junit.xsd").validate(tmp_path / "junit.xml")
+    text = (tmp_path / "junit.xml").read_text(encoding="utf-8")
+    assert "\\x00" in text and "\x00" not in text and "\x1b" not in text
+
+
+def test_report_replaces_only_its_own_latest_link(tmp_path):
+    (tmp_path / "latest").write_text("the user's own notes")
+    write_report(tmp_path / "run-1", RECORDS, META)
+    assert (tmp_path / "latest").read_text() == "the user's own notes"
+    (tmp_path / "latest").unlink()
+    write_report(tmp_path / "run-1", RECORDS, META)
+    write_report(tmp_path / "run-2", RECORDS, META)
+    assert os.readlink(tmp_path / "latest") == "run-2"  # ours is moved on
+
+
 @pytest.mark.e2e
 def test_allure_results_have_suites_titles_attachments_and_anchored_categories(tmp_path):
     """A run with a regression (the free account gained Marketing Professional) and unknown screens."""

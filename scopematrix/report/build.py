@@ -83,10 +83,29 @@ CSV_FIELDS = (
 ).split()
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A text cell Excel would run as a formula (=, +, -, @, a tab or CR first) is kept as text: a leading
+    apostrophe, as OWASP advises against CSV injection. Numbers and booleans are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    def __init__(self, fh: Any) -> None:
+        self._w = csv.writer(fh)
+
+    def writerow(self, row: Sequence[object]) -> None:
+        self._w.writerow([csv_cell(v) for v in row])
+
+
 def write_csv(path: Path, results: Sequence[CellResult]) -> None:
-    """UTF-8 with a byte-order mark, so Excel reads "Couldn’t" as written."""
+    """UTF-8 with a byte-order mark, so Excel reads "Couldn’t" as written; no cell is run as a formula."""
     with path.open("w", newline="", encoding="utf-8-sig") as fh:
-        w = csv.writer(fh)
+        w = _SafeWriter(fh)
         w.writerow(CSV_FIELDS)
         for r in sorted(results, key=sort_key):
             d = r.diagnosis
@@ -268,9 +287,10 @@ def write_report(
     (run_dir / "summary.txt").write_text(text_grid(results) + "\n", encoding="utf-8")
     latest = run_dir.parent / "latest"
     try:
-        if latest.is_symlink() or latest.exists():
+        if latest.is_symlink():  # ours: a link to a run folder; a file or folder of that name is the user's
             latest.unlink()
-        os.symlink(run_dir.name, latest)
+        if not latest.exists():
+            os.symlink(run_dir.name, latest)
     except OSError:
         pass
     return run_dir / "index.html"

@@ -9,11 +9,19 @@ decisive screenshot (the Jenkins attachments convention).
 from __future__ import annotations
 
 import itertools
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
 from scopematrix.model import CellResult, Outcome
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_text(value: str) -> str:
+    """Text XML 1.0 can carry: a control character becomes a visible \\xNN."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
 
 
 def _properties(parent: ET.Element, values: dict[str, str]) -> None:
@@ -73,5 +81,9 @@ def write_junit(path: Path, results: Sequence[CellResult], run_id: str, started_
         totals = [totals[0] + len(cells), totals[1] + failures, totals[2] + errors, totals[3] + duration]
     root.attrib.update(tests=str(totals[0]), failures=str(totals[1]), errors=str(totals[2]),
                        time=f"{totals[3]:.3f}")  # fmt: skip
+    for element in root.iter():  # XML 1.0 has no place for control characters: escape them visibly
+        element.text = xml_text(element.text) if element.text is not None else None
+        for key, value in element.attrib.items():
+            element.attrib[key] = xml_text(value)
     ET.indent(root)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
