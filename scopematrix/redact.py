@@ -8,10 +8,14 @@ are replaced wherever they appear.
 
 from __future__ import annotations
 
+import base64
+import html
+import logging
 import re
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 REDACTED = "[REDACTED]"
 SECRET_NAMES = r"code|state|access_token|refresh_token|client_secret|password|code_verifier|token"
@@ -32,19 +36,46 @@ _COOKIE = re.compile(r"((?:hs_session|hs_login|hs_2fa_device)=)[^;\s\"&]*", re.I
 
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: list[str] = []
+        self._known: set[str] = set()
+        self._values: re.Pattern[str] | None = None
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
-        # Longest first so a secret that contains another is replaced whole.
-        self._secrets = sorted({*self._secrets, *(s for s in secrets if s and len(s) >= 4)}, key=len, reverse=True)
+        """Scrub these values from now on, in every encoding an artifact may hold them: raw, URL-encoded once
+        or twice, HTML-escaped, base64. Longest first, so a secret that contains another is replaced whole."""
+        shapes = {shape for s in secrets if s and len(s) >= 4 for shape in _encodings(s)}
+        if not shapes <= self._known:
+            self._known |= shapes
+            self._values = None  # compiled again at the next use
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
+        if self._values is None and self._known:
+            ordered = sorted(self._known, key=len, reverse=True)
+            self._values = re.compile("|".join(re.escape(v) for v in ordered))
+        if self._values is not None:
+            text = self._values.sub(REDACTED, text)
         for pattern in (_PARAMS, _NAME_VALUE, _JSON_KEY, _BEARER, _COOKIE):
             text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
         return text
+
+
+def _encodings(secret: str) -> set[str]:
+    once = quote(secret, safe="")
+    b64 = base64.b64encode(secret.encode()).decode()
+    return {secret, once, quote(once, safe=""), quote_plus(secret), html.escape(secret), b64, b64.rstrip("=")}
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs log records (httpx logs the token-info URL with the token in it) before any handler sees them,
+    pytest's --log-file included."""
+
+    def __init__(self, redact: Redactor) -> None:
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redact(record.getMessage()), None
+        return True
 
 
 def redact_zip(path: Path, redact: Redactor) -> None:

@@ -249,3 +249,79 @@ def test_no_secret_reaches_any_artifact_of_a_run(tmp_path):
         leaked = STRUCTURED.search(text)
         assert leaked is None, f"{leaked.group(0)[:60]}... in {name}"
         assert '"access_token": "CO' not in text and "refresh_token=na1-" not in text
+
+
+def _shapes(value: str) -> dict[str, str]:
+    import base64
+    import html
+    from urllib.parse import quote
+
+    once = quote(value, safe="")
+    b64 = base64.b64encode(value.encode()).decode().rstrip("=")
+    return {"raw": value, "url-encoded": once, "url-encoded twice": quote(once, safe=""),
+            "html-escaped": html.escape(value), "base64": b64}  # fmt: skip
+
+
+def test_every_secret_value_is_scrubbed_from_logs_traces_and_records_in_every_encoding(tmp_path, scenario, caplog):
+    """Redaction by value: the codes, tokens, passwords and client secrets the run handled, in any of five
+    encodings, are in no artifact of an --approve --tracing on run, nor in a DEBUG log (httpx logs URLs)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    app = create_app(scenario, SimOptions(test_support=True))
+    with SimServer(app) as server:
+        engine = engine_for(scenario, server, tmp_path, approve=True, tracing="on")
+        try:
+            results = engine.run_all(cells(HEALTHY, "totp-admin@enterprise/deals-owners"))
+        finally:
+            engine.stop()
+        target = sim_target(MATRIX, scenario, server.url, {"admin-marketplace", "totp-admin"})
+    assert all(r.outcome.installs for r in results), results
+    state = app.simulator.state
+    handed_out = [*state.codes, *state.access_tokens, *target.secrets()]
+    assert len(state.codes) >= 2 and state.access_tokens
+    texts = {"log": caplog.text, "records": json.dumps([r.to_dict() for r in results])}
+    for path in tmp_path.rglob("*"):
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                texts |= {f"{path}:{n}": z.read(n).decode("utf-8", "replace") for n in z.namelist()}
+        elif path.is_file() and path.suffix not in (".png", ".webm"):
+            texts[str(path)] = path.read_bytes().decode("utf-8", "replace")
+    assert any(".zip:" in name for name in texts) and "access-tokens" in caplog.text  # traces kept, httpx logged
+    for value in handed_out:
+        for shape, encoded in _shapes(value).items():
+            for name, text in texts.items():
+                assert encoded not in text, f"a secret ({shape}) in {name}"
+
+
+def test_a_token_in_the_connect_url_is_written_nowhere(tmp_path):
+    """`--connect ws://…?token=…` (a browser service's access token) is redacted from results.json's command
+    and every other file the run writes, even when the browser service fails."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def refuse() -> None:
+        while True:
+            try:
+                server.accept()[0].close()
+            except OSError:
+                return
+
+    threading.Thread(target=refuse, daemon=True).start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "scopematrix.cli", "run", "--connect", f"ws://127.0.0.1:{port}/?token=WS-TOKEN-4242",
+             "--user", "super-admin", "--account", "free", "--scope-set", "crm-read", "--no-diagnose",
+             "--reports", str(tmp_path)],
+            cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # the service is no browser: infrastructure
+    (results,) = tmp_path.rglob("results.json")
+    assert "token=[REDACTED]" in json.loads(results.read_text())["run"]["command"]
+    for path in tmp_path.rglob("*"):
+        assert not path.is_file() or b"WS-TOKEN-4242" not in path.read_bytes(), path

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from scopematrix.cli.common import sigterm
 from scopematrix.errors import UsageError
 from scopematrix.preflight import preflight
+from scopematrix.redact import Redactor
 
 if TYPE_CHECKING:
     from scopematrix.matrix import Cell, Matrix
@@ -136,7 +137,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         versions=versions(),
         interrupted=interrupted,
         planned_cells=len(planned),
-        command="scopematrix " + " ".join(sys.argv[2:]),
+        command=Redactor()("scopematrix " + " ".join(sys.argv[2:])),  # a --connect URL may carry a token
     )
     try:
         write_allure_extras(run_dir / "allure-results", meta)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,8 +25,10 @@ from scopematrix.flow.signin import SignIn
 from scopematrix.flow.walk import Walker
 from scopematrix.matrix import Cell, Matrix
 from scopematrix.model import CellResult, Outcome
-from scopematrix.redact import Redactor
+from scopematrix.redact import RedactingFilter, Redactor
 from scopematrix.target import Target
+
+LOGGERS = ("httpx", "httpcore", "scopematrix")
 
 
 class Harness:
@@ -48,9 +51,13 @@ class Harness:
         self.options = options
         self.run_id = run_id
         self.redact = Redactor(target.secrets())
+        # Libraries that log what they send (httpx: the token-info URL) are scrubbed while the harness runs.
+        self._log_filter = RedactingFilter(self.redact)
+        for name in LOGGERS:
+            logging.getLogger(name).addFilter(self._log_filter)
         self.contexts = Contexts(browser_factory, options.timeout_ms)
         evidence = Evidence(run_dir, self.redact)
-        self.tokens = TokenClient(target.api_url, options.timeout_ms / 1000)
+        self.tokens = TokenClient(target.api_url, options.timeout_ms / 1000, self.redact)
         pool = PagePool(self.contexts, lambda context, page: self.walker.prepare(context, page))
         self.contexts.on_restart = pool.forget
         sign_in = SignIn(target, options, self.contexts, evidence)
@@ -92,6 +99,8 @@ class Harness:
         return self.cells.failed(cell, expected, exc)
 
     async def close(self) -> None:
+        for name in LOGGERS:
+            logging.getLogger(name).removeFilter(self._log_filter)
         self.sessions.pool.forget()  # their contexts close with the browser, all at once
         await self.installs.close()
         await self.tokens.close()

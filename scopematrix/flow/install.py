@@ -11,6 +11,7 @@ import httpx
 
 from scopematrix.flow.records import Walk, WalkPlan
 from scopematrix.matrix import Cell
+from scopematrix.redact import Redactor
 from scopematrix.target import AppCredentials, Target
 
 
@@ -22,9 +23,10 @@ class TokenClient:
     """The public token API: exchange a code, read the granted scopes, revoke the refresh token. Any trouble
     is TokenTrouble or httpx.HTTPError: infrastructure, never a HubSpot decision."""
 
-    def __init__(self, api_url: str, timeout_s: float) -> None:
+    def __init__(self, api_url: str, timeout_s: float, redact: Redactor) -> None:
         self.api = api_url
         self.http = httpx.AsyncClient(timeout=timeout_s)
+        self.redact = redact
 
     async def granted_scopes(self, app: AppCredentials, redirect_uri: str, code: str) -> tuple[str, ...]:
         form = {
@@ -39,6 +41,7 @@ class TokenClient:
             raise TokenTrouble(f"token exchange failed: HTTP {response.status_code} {response.text[:200]}")
         tokens = _json_object(response, "token exchange")
         access, refresh = tokens.get("access_token"), tokens.get("refresh_token")
+        self.redact.add(t for t in (access, refresh) if isinstance(t, str))  # before anything logs them
         if not isinstance(access, str) or not isinstance(refresh, str):
             raise TokenTrouble("token exchange answered without access_token and refresh_token")
         info = await self.http.get(f"{self.api}/oauth/v1/access-tokens/{access}")

@@ -114,6 +114,7 @@ class Walker:
 
     async def _walk_once(self, plan: WalkPlan, state: StorageState) -> Walk:
         expected_state = secrets.token_urlsafe(16)
+        self.redact.add([expected_state])
         url = authorize_url(self.target, plan, self.options.pinned, expected_state)
         captured: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         watch = WalkWatch()
@@ -239,6 +240,7 @@ class Walker:
         """
         url = await asyncio.wait_for(captured, timeout=self.options.timeout_ms / 1000)
         query = parse_qs(urlsplit(url).query)
+        self.redact.add(query.get("code", []))
         if query.get("state", [""])[0] != expected_state:
             walk.outcome, walk.error = Outcome.ERROR, "callback rejected: state does not match the one sent"
             walk.message = walk.error

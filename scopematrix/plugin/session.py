@@ -30,6 +30,7 @@ from scopematrix.plugin.state import (
     opt,
     worker_input,
 )
+from scopematrix.redact import Redactor
 from scopematrix.runs import new_run_id, write_ids
 
 
@@ -178,7 +179,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         versions=versions(),
         interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
         planned_cells=len(session.items) or len(state.cells),
-        command="pytest " + " ".join(session.config.invocation_params.args),
+        command=Redactor()("pytest " + " ".join(session.config.invocation_params.args)),
     )
     finish(state.run_dir, meta, state.matrix)
     state.report = state.run_dir / "index.html"
