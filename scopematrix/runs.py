@@ -160,11 +160,44 @@ def _record_history(
     return changes, trends
 
 
+def merge_baseline(matrix: Matrix, results: Sequence[CellResult], prune: bool = False) -> list[str]:
+    """Update the baseline from a run without ever shrinking it by accident: the cells that ran and got a
+    decision from HubSpot are set, every other expectation is kept, an outage or unknown screen is never
+    recorded, and stale expectations (no matrix cell) go only with `prune`. Returns the lines to print."""
+    assert matrix.baseline_path is not None
+    old = {e.cell: e for e in (matrix.baseline.expectations if matrix.baseline else [])}
+    entries = {cell: (e.outcome, e.reason, e.must_install) for cell, e in old.items()}
+    added, changed = [], []
+    for r in results:
+        if r.outcome.infrastructure:
+            continue  # an outage is not an expectation
+        entry = old.get(r.cell_id)
+        if entry is None:
+            added.append(r.cell_id)
+        elif entry.outcome is not r.outcome:
+            changed.append(f"{r.cell_id}: {entry.outcome.value} -> {r.outcome.value}")
+        kept = entry.reason if entry is not None and entry.outcome is r.outcome and entry.reason else ""
+        entries[r.cell_id] = (r.outcome, kept or default_reason(r), entry.must_install if entry else False)
+    stale = matrix.stale_expectations()
+    if prune:
+        for cell in stale:
+            entries.pop(cell, None)
+    write_baseline(matrix.baseline_path, [(cell, *rest) for cell, rest in entries.items()])
+    lines = [f"baseline {matrix.baseline_path}: {len(added)} added, {len(changed)} changed, "
+             f"{len(stale) if prune else 0} removed, {len(entries) - len(added)} kept"]  # fmt: skip
+    lines += [f"  added: {c}" for c in added] + [f"  changed: {c}" for c in changed]
+    if stale:
+        verb = "removed" if prune else "stale, kept (pass --prune to remove)"
+        lines += [f"  {verb}: {c}" for c in stale]
+    return lines
+
+
 def finish(
     run_dir: Path,
     meta: RunMeta,
     matrix: Matrix | None = None,
     update_baseline: bool = False,
+    prune: bool = False,
 ) -> tuple[list[CellResult], str]:
     """Write everything for a run from its results files; returns the results and the text grid."""
     results = gather(run_dir)
@@ -176,13 +209,6 @@ def finish(
         changes, trends = {}, {}
     write_report(run_dir, results, meta, changes, trends)
     if update_baseline and matrix is not None and matrix.baseline_path is not None:
-        old = {e.cell: e for e in (matrix.baseline.expectations if matrix.baseline else [])}
-        entries = []
-        for r in results:
-            if r.outcome.infrastructure:
-                continue  # an outage is not an expectation
-            entry = old.get(r.cell_id)
-            kept = entry.reason if entry is not None and entry.outcome is r.outcome and entry.reason else ""
-            entries.append((r.cell_id, r.outcome, kept or default_reason(r), entry.must_install if entry else False))
-        write_baseline(matrix.baseline_path, entries)
+        for line in merge_baseline(matrix, results, prune):
+            sys.stdout.write(line + "\n")
     return results, text_grid(results)

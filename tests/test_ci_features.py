@@ -78,15 +78,42 @@ def test_baseline_update_and_stale_entries(tmp_path):
     lenient = cli(*args)
     assert lenient.returncode == 0 and "stale expectations (1): ghost@nowhere/none" in lenient.stdout
     assert cli(*args, "--strict").returncode == 1
-    assert cli(*args, "--update-baseline").returncode == 0
+    updated = cli(*args, "--update-baseline")
+    assert updated.returncode == 0
+    assert "2 added, 0 changed, 0 removed, 1 kept" in updated.stdout
+    assert "stale, kept (pass --prune to remove): ghost@nowhere/none" in updated.stdout
     written = yaml.safe_load((tmp_path / "baseline.yaml").read_text())["expectations"]
     by_cell = {e["cell"]: e for e in written}
+    assert "ghost@nowhere/none" in by_cell  # never removed by accident
     assert by_cell["super-admin@free/seed-app"]["outcome"] == "denied_account"
     assert by_cell["super-admin@free/crm-read"] == {
         "cell": "super-admin@free/crm-read",
         "outcome": "granted",
         "reason": "installs",
     }
+    pruned = cli(*args, "--update-baseline", "--prune")
+    assert pruned.returncode == 0 and "removed: ghost@nowhere/none" in pruned.stdout
+    written = yaml.safe_load((tmp_path / "baseline.yaml").read_text())["expectations"]
+    assert {e["cell"] for e in written} == {"super-admin@free/crm-read", "super-admin@free/seed-app"}
+
+
+def test_updating_the_baseline_from_one_cell_or_an_outage_keeps_every_other_expectation(tmp_path, scenario):
+    """Before, a one-cell run rewrote the baseline with its one cell; an outage deleted its cells' expectations."""
+    matrix = yaml.safe_load(DEFAULT_MATRIX.read_text())
+    (tmp_path / "matrix.yaml").write_text(yaml.safe_dump(matrix, allow_unicode=True))
+    (tmp_path / "baseline.yaml").write_text((DEFAULT_MATRIX.parent / "baseline.yaml").read_text())
+    before = yaml.safe_load((tmp_path / "baseline.yaml").read_text())["expectations"]
+    one = ["run", "--user", "super-admin", "--account", "free", "--scope-set", "crm-read", "--no-diagnose",
+           "--matrix", str(tmp_path / "matrix.yaml"), "--reports", str(tmp_path / "r"),
+           "--update-baseline"]  # fmt: skip
+    assert cli(*one).returncode == 0
+    after = yaml.safe_load((tmp_path / "baseline.yaml").read_text())["expectations"]
+    assert len(after) == len(before) >= 100
+    with SimServer(create_app(scenario, SimOptions(test_support=True, faults=[Fault("/oauth/", "5xx")]))) as server:
+        down = cli(*one[:-1], "--scope-set", "seed-app", "--target-url", server.url, "--update-baseline")
+    assert down.returncode == 3
+    assert yaml.safe_load((tmp_path / "baseline.yaml").read_text())["expectations"] == after
+    assert "0 added, 0 changed, 0 removed" in down.stdout
 
 
 def test_shards_merged_equal_a_single_run(tmp_path):

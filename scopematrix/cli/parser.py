@@ -78,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--approve", action="store_true", help="click through consent, exchange the code, revoke")
     run.add_argument("--no-diagnose", action="store_true", help="skip diagnosis of blocked cells")
     run.add_argument("--baseline", type=Path, help="expectations file (default: the matrix's baseline)")
-    run.add_argument("--update-baseline", action="store_true", help="write this run's outcomes as expectations")
+    run.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="set the expectations of the cells this run decided; keep every other one",
+    )
+    run.add_argument("--prune", action="store_true", help="with --update-baseline: remove stale expectations")
     run.add_argument("--strict", action="store_true", help="fail on stale baseline entries")
     run.add_argument("--shard", type=_shard, help="run shard i of N, e.g. 1/3")
     run.add_argument("--resume", metavar="RUN_ID", help="finish an interrupted run: only its missing cells")

@@ -72,6 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_ids,
     )
 
+    if args.prune and not args.update_baseline:
+        raise UsageError("--prune removes stale expectations while updating them.", "add --update-baseline.")
     matrix = load_matrix(args.matrix, args.baseline)
     run_dir, planned, cells = _run_dir(args, matrix)
     preflight(args, matrix, cells)
@@ -141,7 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     try:
         write_allure_extras(run_dir / "allure-results", meta)
-        results, grid = finish(run_dir, meta, matrix, args.update_baseline and not interrupted and not broken)
+        update = args.update_baseline and not interrupted and not broken
+        results, grid = finish(run_dir, meta, matrix, update, prune=args.prune)
     except OSError as exc:  # a full disk: say so, keep what was written
         print(f"scopematrix: could not write the report in {run_dir} ({exc.strerror or exc}).", file=sys.stderr)
         return EXIT_INFRA
