@@ -84,6 +84,31 @@ def test_target_faults_end_as_infrastructure_after_a_retry_and_the_run_goes_on(
     assert len((tmp_path / "results-main.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.parametrize(
+    ("step", "kind", "outcome", "words"),
+    [
+        ("/login", "5xx", Outcome.ERROR, "HTTP 503 from the target on the login page"),
+        ("/login/password", "5xx", Outcome.ERROR, "HTTP 503 from the target on the login page"),
+        ("/login/password", "drop", Outcome.ERROR, "the connection failed"),
+        ("/login/password", "maintenance", Outcome.UNRECOGNIZED, "unknown screen during login at"),
+    ],
+)
+def test_an_outage_on_a_login_step_is_never_a_failed_login(tmp_path, scenario, step, kind, outcome, words):
+    """login_failed needs HubSpot's own words; an outage on the email or password step is infrastructure
+    (retried), and a login screen no page object knows is unrecognized (HTML kept)."""
+    options = SimOptions(test_support=True, faults=[Fault(step, kind)])
+    with SimServer(create_app(scenario, options)) as server:
+        engine = engine_for(scenario, server, tmp_path, timeout_ms=2500)
+        try:
+            (result,) = engine.run_all(cells(HEALTHY))
+        finally:
+            engine.stop()
+    assert result.outcome is outcome and result.attempts == 2, result
+    assert words in result.message, result.message
+    if outcome is Outcome.UNRECOGNIZED:
+        assert result.html_path and (tmp_path / result.html_path).is_file()
+
+
 def test_a_forged_state_on_the_callback_is_rejected(tmp_path, scenario):
     options = SimOptions(test_support=True, faults=[Fault("/oauth/authorize/decision", "tamper-state")])
     with SimServer(create_app(scenario, options)) as server:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.async_api import Browser, BrowserContext, Request
+from playwright.async_api import Browser, BrowserContext, Request, Response
 
 from scopematrix.flow.records import StorageState
 
@@ -48,10 +48,27 @@ class Contexts:
 
 @dataclass
 class WalkWatch:
-    """What the page's network events showed during one walk: main-frame navigations and document statuses."""
+    """What the page's network events showed during one walk: main-frame navigations, and what became of
+    each of the page's own documents (its HTTP status, or why it never arrived whole)."""
 
     navigations: int = 0
-    statuses: list[int] = field(default_factory=list)
+    documents: list[int | str] = field(default_factory=list)
+
+    def on_response(self, response: Response) -> None:
+        if document_response(response):
+            self.documents.append(response.status)
+
+    def on_failed(self, request: Request) -> None:
+        # (resource type first: a service worker's request has no frame)
+        if request.resource_type == "document" and request.frame.parent_frame is None:
+            self.documents.append(request.failure or "failed")
+
+    def outage(self) -> str | None:
+        """The page's last document was a server error or never arrived whole: the target's trouble."""
+        last = self.documents[-1] if self.documents else None
+        if isinstance(last, int):
+            return f"HTTP {last} from the target" if last >= 500 else None
+        return f"the connection failed ({last})" if last is not None else None
 
 
 class Navigations:
@@ -69,3 +86,8 @@ def main_frame_navigation(request: Request) -> bool:
     """A document navigation of the page itself. Asked in this order: a service worker's request has no
     frame, and asking for it raises."""
     return request.is_navigation_request() and request.frame.parent_frame is None
+
+
+def document_response(response: Response) -> bool:
+    """A response to the page's own document (resource type first: a service worker's response has no frame)."""
+    return response.request.resource_type == "document" and response.frame.parent_frame is None

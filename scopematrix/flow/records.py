@@ -80,13 +80,19 @@ class WalkPlan:
 
 @dataclass(frozen=True)
 class LoginFailure:
+    """A login that did not end signed in. LOGIN_FAILED only on HubSpot's own words (a wrong password,
+    "This doesn't look right", a deactivated user); an outage, a foreign origin or a bounce loop is ERROR,
+    a login screen no page object knows UNRECOGNIZED."""
+
     message: str
     captures: tuple[Capture, ...]
     outcome: Outcome = Outcome.LOGIN_FAILED
+    html_path: str = ""
 
     def as_walk(self) -> Walk:
         error = self.message if self.outcome is Outcome.ERROR else ""
-        return Walk(self.outcome, heading="Login", message=self.message, captures=list(self.captures), error=error)
+        return Walk(self.outcome, heading="Login", message=self.message, captures=list(self.captures), error=error,
+                    html_path=self.html_path)  # fmt: skip
 
 
 def classify_error(cause: ErrorCause) -> Outcome:

@@ -18,7 +18,6 @@ from playwright.async_api import Error as PlaywrightError
 from scopematrix.flow.browsing import Contexts, Navigations
 from scopematrix.flow.records import LoginFailure, StorageState, slug
 from scopematrix.flow.signin import SignIn
-from scopematrix.model import Outcome
 from scopematrix.target import Target
 
 
@@ -193,7 +192,7 @@ class Sessions:
                 outcome = await self.sign_in.once(user_id, navigations)
         finally:
             self._navs.append(navigations.count)
-        if not (isinstance(outcome, LoginFailure) and outcome.outcome is Outcome.ERROR):
+        if not (isinstance(outcome, LoginFailure) and outcome.outcome.infrastructure):
             self._states[user_id] = outcome  # infrastructure failures are retried, not remembered
             if shared is not None and not isinstance(outcome, LoginFailure):
                 shared.write(outcome)

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pyotp
 from playwright.async_api import Error as PlaywrightError
 
-from scopematrix.flow.browsing import Contexts, Navigations
+from scopematrix.flow.browsing import Contexts, Navigations, WalkWatch
 from scopematrix.flow.evidence import Evidence
 from scopematrix.flow.records import FlowOptions, LoginFailure, StorageState, flag_decisive, slug
 from scopematrix.model import Capture, Outcome
@@ -34,6 +34,9 @@ class SignIn:
         try:
             page = await context.new_page()
             page.on("request", navigations)
+            watch = WalkWatch()
+            page.on("response", watch.on_response)
+            page.on("requestfailed", watch.on_failed)
             await BasePage.handle_overlays(page)
             await page.goto(self.target.app_url + "/login", wait_until="domcontentloaded")
             for _ in range(self.options.max_steps):
@@ -66,9 +69,21 @@ class SignIn:
                     await obj.submit_code(pyotp.TOTP(creds.totp_secret).now())
                 elif isinstance(obj, RememberMePage):
                     await obj.skip_for_now()
+                elif not left_login:
+                    # Still on /login and no login screen we know: an outage, or HubSpot changed its page.
+                    outage = watch.outage()
+                    if outage is not None:
+                        return LoginFailure(f"{outage} on the login page", tuple(captures), Outcome.ERROR)
+                    await self.evidence.capture(None, page, folder, captures)
+                    html = await self.evidence.save_html(page, folder)
+                    where = redact(page.url.split("?")[0])
+                    return LoginFailure(f"unknown screen during login at {where}", flag_decisive(captures),
+                                        Outcome.UNRECOGNIZED, html)  # fmt: skip
                 else:
                     return await context.storage_state()  # type: ignore[return-value]
-            return LoginFailure("login did not finish", tuple(captures))
+            # Screens that keep coming back: HubSpot bounced the login, it never refused it.
+            return LoginFailure("login did not finish: the login screens kept coming back", tuple(captures),
+                                Outcome.ERROR)  # fmt: skip
         except PlaywrightError as exc:
             return LoginFailure(redact(f"login failed: {exc.message.splitlines()[0]}"), tuple(captures), Outcome.ERROR)
         finally:

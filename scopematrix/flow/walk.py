@@ -13,7 +13,7 @@ import httpx
 from playwright.async_api import BrowserContext, Page, Request, Response, Route
 from playwright.async_api import Error as PlaywrightError
 
-from scopematrix.flow.browsing import WalkWatch, main_frame_navigation
+from scopematrix.flow.browsing import WalkWatch, document_response, main_frame_navigation
 from scopematrix.flow.evidence import Evidence
 from scopematrix.flow.install import TokenClient, TokenTrouble
 from scopematrix.flow.records import (
@@ -68,6 +68,7 @@ class Walker:
         # Listeners once per page, not per walk: each subscription change is a round trip to the driver.
         page.on("request", self._on_request)
         page.on("response", self._on_response)
+        page.on("requestfailed", self._on_failed)
         await BasePage.handle_overlays(page)
 
     async def walk(self, plan: WalkPlan) -> Walk:
@@ -80,7 +81,9 @@ class Walker:
             if not walk.needs_login:
                 return walk
         assert walk is not None
-        walk.outcome, walk.message = Outcome.LOGIN_FAILED, "HubSpot asked for a login again right after login"
+        # Signed in, then sent to the login again: a bounce loop is trouble, not HubSpot refusing the user.
+        walk.outcome = Outcome.ERROR
+        walk.message = walk.error = "HubSpot asked for a login again right after login"
         return walk
 
     # -- the page's network events ---------------------------------------------------------------------------
@@ -99,11 +102,14 @@ class Walker:
             self._redirected(request.frame.page, request.url)
 
     def _on_response(self, response: Response) -> None:
-        if response.request.resource_type != "document" or response.frame.parent_frame is not None:
-            return  # (resource type first: a service worker's response has no frame)
-        watch = self._watches.get(response.frame.page)
+        watch = self._watches.get(response.frame.page) if document_response(response) else None
         if watch is not None:
-            watch.statuses.append(response.status)
+            watch.on_response(response)
+
+    def _on_failed(self, request: Request) -> None:
+        watch = self._watches.get(request.frame.page) if request.resource_type == "document" else None
+        if watch is not None:
+            watch.on_failed(request)
 
     def _redirected(self, page: Page, url: str) -> None:
         future = self._redirects.get(page)
@@ -131,7 +137,7 @@ class Walker:
             headers = {ISOLATION_HEADER: plan.namespace} if plan.namespace and self.target.isolation else {}
             await page.set_extra_http_headers(headers)
             await page.goto(url, wait_until="domcontentloaded")
-            walk = await self._steps(page, plan, captured, expected_state, watch.statuses)
+            walk = await self._steps(page, plan, captured, expected_state, watch)
         except (PlaywrightError, httpx.HTTPError, TimeoutError, OSError) as exc:
             first = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
             walk.outcome, walk.error = Outcome.ERROR, self.redact(first)
@@ -152,7 +158,7 @@ class Walker:
         return walk
 
     async def _steps(
-        self, page: Page, plan: WalkPlan, captured: asyncio.Future[str], expected_state: str, statuses: list[int]
+        self, page: Page, plan: WalkPlan, captured: asyncio.Future[str], expected_state: str, watch: WalkWatch
     ) -> Walk:
         walk = Walk(Outcome.UNRECOGNIZED)
         for _ in range(self.options.max_steps):
@@ -168,7 +174,7 @@ class Walker:
             # The screenshot is taken while the screen is read (both only look); acting on the screen waits for it.
             shot = asyncio.ensure_future(self.evidence.capture(obj, page, plan.folder, walk.captures))
             try:
-                decided = await self._read(obj, page, plan, walk, statuses)
+                decided = await self._read(obj, page, plan, walk, watch)
             finally:
                 await shot
             try:
@@ -199,13 +205,14 @@ class Walker:
             walk.captures = list(flag_decisive(walk.captures))
         return walk
 
-    async def _read(self, obj: BasePage | None, page: Page, plan: WalkPlan, walk: Walk, statuses: list[int]) -> bool:
+    async def _read(self, obj: BasePage | None, page: Page, plan: WalkPlan, walk: Walk, watch: WalkWatch) -> bool:
         """What the screen says, into `walk`, only looking: True when it decides the walk; False for the
         account picker, which is to be acted on."""
         walk.heading = self.redact(await obj.heading_text()) if obj is not None else ""
         if obj is None:
-            if statuses and statuses[-1] >= 500:
-                walk.outcome, walk.error = Outcome.ERROR, f"HTTP {statuses[-1]} from the target"
+            outage = watch.outage()
+            if outage is not None:
+                walk.outcome, walk.error = Outcome.ERROR, outage
             else:
                 walk.outcome = Outcome.UNRECOGNIZED
                 walk.heading = self.redact((await page.title()).strip())
