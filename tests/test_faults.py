@@ -350,3 +350,19 @@ def test_a_token_in_the_connect_url_is_written_nowhere(tmp_path):
     assert "token=[REDACTED]" in json.loads(results.read_text())["run"]["command"]
     for path in tmp_path.rglob("*"):
         assert not path.is_file() or b"WS-TOKEN-4242" not in path.read_bytes(), path
+
+
+def test_a_consent_screen_served_by_another_origin_is_never_a_decision(tmp_path, scenario):
+    """The same simulator behind a second origin (another port: cookies are shared, origins are not): a
+    redirect there shows a real consent page, and the cell is still error, its URL kept, never granted."""
+    app = create_app(scenario, SimOptions(test_support=True))
+    with SimServer(app) as server, SimServer(app) as elsewhere:
+        app.options.faults[:] = [Fault("/oauth/1000001/", "redirect", to=elsewhere.url)]
+        engine = engine_for(scenario, server, tmp_path)
+        try:
+            (result,) = engine.run_all(cells(HEALTHY))
+        finally:
+            engine.stop()
+    assert result.outcome is Outcome.ERROR and result.attempts == 2, result
+    assert f"a screen served by {elsewhere.url}" in result.message and "/oauth/1000001/authorize" in result.message
+    assert result.heading == ""  # nothing read from it as HubSpot's

@@ -34,7 +34,7 @@ from scopematrix.pages.base import BasePage, CannotAct
 from scopematrix.pages.consent import ConsentPage
 from scopematrix.pages.errors import ApprovalNeededPage, ConnectionErrorPage, ErrorCause, PermissionDeniedPage
 from scopematrix.pages.screens import identify, screen_of, settle
-from scopematrix.target import Target
+from scopematrix.target import Target, origin_of
 
 ISOLATION_HEADER = "X-Scopematrix-Isolation"
 REDIRECT_PAGE = "<html><head><title>Redirect captured</title></head><body><h1>Redirect captured</h1></body></html>"
@@ -208,6 +208,13 @@ class Walker:
     async def _read(self, obj: BasePage | None, page: Page, plan: WalkPlan, walk: Walk, watch: WalkWatch) -> bool:
         """What the screen says, into `walk`, only looking: True when it decides the walk; False for the
         account picker, which is to be acted on."""
+        where = origin_of(page.url)
+        if where not in self.target.login_origins():
+            # Only HubSpot decides: a screen any other origin serves is never a decision, whatever it says.
+            walk.outcome = Outcome.ERROR
+            walk.message = walk.error = (f"a screen served by {self.redact(where)}, not a configured HubSpot "
+                                         f"origin: {self.redact(page.url.split('?')[0])}")  # fmt: skip
+            return True
         walk.heading = self.redact(await obj.heading_text()) if obj is not None else ""
         if obj is None:
             outage = watch.outage()

@@ -49,6 +49,15 @@ class SimulatorApp:
             return
         self.responses += 1
         fault = self._take_fault(scope["path"])
+        if fault is not None and fault.kind == "redirect":
+            host = dict(scope.get("headers", [])).get(b"host", b"").decode()
+            if fault.to and not fault.to.endswith("//" + host):  # (not again once it is there)
+                query = ("?" + scope["query_string"].decode()) if scope.get("query_string") else ""
+                location = (fault.to + scope["path"] + query).encode()
+                await send({"type": "http.response.start", "status": 302, "headers": [(b"location", location)]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            fault = None
         if fault is not None and fault.kind == "hang":
             await asyncio.sleep(3600)
             return
@@ -128,7 +137,8 @@ class Simulator(LoginRoutes, AuthorizeRoutes, TokenRoutes):
     async def sim_faults(self, request: Request) -> Response:
         try:
             body = await request.json()
-            faults = [Fault(path=str(f["path"]), kind=f["kind"], times=f.get("times")) for f in body.get("faults", [])]
+            faults = [Fault(path=str(f["path"]), kind=f["kind"], times=f.get("times"), to=str(f.get("to", "")))
+                      for f in body.get("faults", [])]  # fmt: skip
             if any(f.kind not in FAULT_KINDS for f in faults):
                 raise ValueError("kind")
             if any(f.times is not None and (type(f.times) is not int or f.times < 0) for f in faults):

@@ -8,8 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["5xx", "hang", "drop", "maintenance", "tamper-state", "stuck-controls"]
-FAULT_KINDS: tuple[str, ...] = ("5xx", "hang", "drop", "maintenance", "tamper-state", "stuck-controls")
+FaultKind = Literal["5xx", "hang", "drop", "maintenance", "tamper-state", "stuck-controls", "redirect"]
+FAULT_KINDS: tuple[str, ...] = ("5xx", "hang", "drop", "maintenance", "tamper-state", "stuck-controls", "redirect")
 
 
 @dataclass
@@ -19,6 +19,7 @@ class Fault:
     path: str
     kind: FaultKind
     times: int | None = None
+    to: str = ""  # kind "redirect": the origin the request is sent to (the same path and query there)
 
 
 @dataclass
