@@ -204,6 +204,14 @@ class ExpectationEntry(Strict):
     reason: str = ""
     must_install: bool = False
 
+    @field_validator("outcome")
+    @classmethod
+    def _decided(cls, outcome: Outcome) -> Outcome:
+        if outcome.infrastructure:
+            raise fail(f"an expected outcome can't be {outcome.value}: an outage or unknown screen decides nothing",
+                       "expect what HubSpot decides (granted, denied_*, …), or drop the entry.")  # fmt: skip
+        return outcome
+
 
 class BaselineSpec(Strict):
     version: int = 1

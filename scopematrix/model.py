@@ -146,6 +146,9 @@ class CellResult:
 
     @property
     def matches_expectation(self) -> bool:
+        """An outage or an unknown screen decided nothing: it never matches, whatever a baseline expects."""
+        if self.outcome.infrastructure:
+            return False
         return self.expected is None or self.expected is self.outcome
 
     @property

@@ -309,3 +309,18 @@ def test_a_baseline_that_expects_two_outcomes_of_one_cell_is_refused(tmp_path, c
     argv = ["run", "--baseline", str(tmp_path / "b.yaml"), "--reports", str(tmp_path / "r")]
     assert main(argv) == 2
     assert_one_line(capsys, "'super-admin@free/crm-read' is expected both granted and denied_account")
+
+
+def test_resuming_a_run_that_planned_nothing_is_a_usage_error(tmp_path, capsys):
+    run = tmp_path / "run-20261207-000000-000"
+    run.mkdir()
+    (run / "plan.json").write_text("[]")
+    assert main(["run", "--resume", run.name, "--reports", str(tmp_path)]) == 2
+    assert_one_line(capsys, "planned no cell")
+
+
+def test_a_baseline_cannot_expect_an_outage(tmp_path, capsys):
+    entries = [{"cell": "super-admin@free/crm-read", "outcome": "error"}]
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"version": 1, "expectations": entries}))
+    assert main(["run", "--baseline", str(tmp_path / "b.yaml"), "--reports", str(tmp_path / "r")]) == 2
+    assert_one_line(capsys, "can't be error")

@@ -190,3 +190,14 @@ def test_a_run_leaves_other_tools_files_alone(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=300, env=base)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (theirs / "keep.txt").read_text() == "someone else's"
+
+
+@pytest.mark.parametrize("expected", [None, Outcome.ERROR, Outcome.UNRECOGNIZED])
+def test_an_outage_never_passes_on_the_pytest_route_whatever_is_expected(expected):
+    from scopematrix.plugin import InfrastructureTrouble, check_cell
+
+    for outcome in (Outcome.ERROR, Outcome.UNRECOGNIZED):
+        down = CellResult("u@a/s", "u", "r", "a", 1, "s", ("oauth",), (), outcome, expected=expected)
+        assert not down.matches_expectation and not down.regression
+        with pytest.raises(InfrastructureTrouble):
+            check_cell(down)

@@ -42,6 +42,8 @@ def _run_dir(args: argparse.Namespace, matrix: Matrix) -> tuple[Path, list[str],
     if not (run_dir / PLAN).is_file():
         raise UsageError(f"run '{args.resume}' not found in {reports}/.", "see 'scopematrix history'.")
     planned = read_ids(run_dir / PLAN)  # the interrupted run's own selection, whatever filters are given now
+    if not planned:
+        raise UsageError(f"run '{args.resume}' planned no cell: there is nothing to resume.", "start a new run.")
     by_id = {c.id: c for c in matrix.cells()}
     unknown = [cid for cid in planned if cid not in by_id]
     if unknown:
