@@ -184,13 +184,14 @@ def test_a_shared_login_folder_is_ours_alone_or_not_used(tmp_path):
 
 LAUNCH_PROBE = """
 def test_flags(browser_type_launch_args{extra}):
-    print("FLAGS", browser_type_launch_args["args"])
+    print("LAUNCH", sorted(browser_type_launch_args.items()))
 """
 
 
-@pytest.mark.parametrize(("extra", "pinned"), [("", False), (", sm_target", True)])
-def test_only_sessions_on_the_simulator_have_their_browser_pinned_to_loopback(tmp_path, extra, pinned):
-    """pytest-playwright's browser gets the Chromium found; DNS is pinned only where our fixtures are used."""
+@pytest.mark.parametrize(("extra", "ours"), [("", False), (", sm_target", True)])
+def test_only_sessions_that_use_scopematrix_get_its_browser_and_loopback_pinning(tmp_path, extra, ours):
+    """A pytest-playwright suite in the same environment runs exactly as without scopematrix: no browser
+    path, no launch flags, no DNS pinning. A session using our fixtures gets the Chromium found, pinned."""
     (tmp_path / "test_probe.py").write_text(LAUNCH_PROBE.format(extra=extra))
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(tmp_path / "test_probe.py"), "-q", "-s", "-p", "no:cacheprovider"],
@@ -198,6 +199,7 @@ def test_only_sessions_on_the_simulator_have_their_browser_pinned_to_loopback(tm
         env={k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    flags = next(line for line in proc.stdout.splitlines() if line.startswith("FLAGS"))
-    assert "--disable-background-networking" in flags
-    assert ("--host-resolver-rules=MAP * ~NOTFOUND" in flags) is pinned
+    launch = next(line for line in proc.stdout.splitlines() if line.startswith("LAUNCH"))
+    assert ("executable_path" in launch) is ours
+    assert ("--disable-background-networking" in launch) is ours
+    assert ("--host-resolver-rules=MAP * ~NOTFOUND" in launch) is ours

@@ -3,7 +3,7 @@
 Serial, pytest-playwright's fresh context (`page`) for every test, a full login in every test, written from
 the hosted screens (the brief's selectors), not from scopematrix's page objects. The benchmark writes the
 cells (authorize URL and credentials) to the JSON file in SCOPEMATRIX_BENCH_CELLS and runs this file with
-`pytest`; the scopematrix plugin only points pytest-playwright at the same browser binary as the other arms.
+`pytest`; its conftest.py points pytest-playwright at the same browser binary as the other arms.
 """
 
 import json
