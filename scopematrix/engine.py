@@ -38,6 +38,8 @@ class BrowserOptions:
     # The browser binary on the server's machine (sent as launch options; needs `run-server --unsafe`).
     remote_executable: str | None = None
     extra_args: tuple[str, ...] = ()
+    # A browser that never starts (a hanging binary, a server that never answers) is given up after this.
+    launch_timeout_ms: float = 30_000
 
 
 class Driver:
@@ -116,13 +118,14 @@ async def launch(pw: Playwright, options: BrowserOptions) -> Browser:
         if options.remote_executable:
             launch["executablePath"] = options.remote_executable
         headers = {"x-playwright-launch-options": json.dumps(launch)}
-        return await pw.chromium.connect(options.connect, headers=headers)
+        return await pw.chromium.connect(options.connect, headers=headers, timeout=options.launch_timeout_ms)
     return await pw.chromium.launch(
         executable_path=options.executable_path,
         channel=options.channel,
         headless=options.headless,
         slow_mo=options.slow_mo,
         args=[*CHROMIUM_ARGS, *(a for a in options.extra_args if a)],
+        timeout=options.launch_timeout_ms,
     )
 
 

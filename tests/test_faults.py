@@ -366,3 +366,19 @@ def test_a_consent_screen_served_by_another_origin_is_never_a_decision(tmp_path,
     assert result.outcome is Outcome.ERROR and result.attempts == 2, result
     assert f"a screen served by {elsewhere.url}" in result.message and "/oauth/1000001/authorize" in result.message
     assert result.heading == ""  # nothing read from it as HubSpot's
+
+
+def test_a_browser_that_hangs_at_launch_is_given_up_after_the_timeout(tmp_path):
+    """--timeout bounds the launch too: a binary that never starts ends the run as infrastructure (exit 3),
+    well before Playwright's own 30 s default."""
+    hang = tmp_path / "chromium"
+    hang.write_text("#!/bin/sh\nsleep 600\n")
+    hang.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scopematrix.cli", "run", *SUBSET[:4], "--no-diagnose", "--timeout", "2",
+         "--reports", str(tmp_path / "r")],
+        cwd=ROOT, capture_output=True, text=True, timeout=25, env={**env, "SCOPEMATRIX_CHROMIUM": str(hang)},
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "have no result" in proc.stdout

@@ -158,6 +158,7 @@ def engine_for(config: pytest.Config, state: RunState | None = None, wait: bool 
                 channel=(opt(config, "browser_channel") or None),
                 connect=connect,
                 remote_executable=opt(config, "sm_remote_executable"),
+                launch_timeout_ms=timeout * 1000,
             ),
             concurrency=int(opt(config, "sm_concurrency", 4)),
             diagnose=not opt(config, "sm_no_diagnose"),
