@@ -22,6 +22,7 @@ from playwright.async_api import Browser, Playwright, async_playwright
 
 from scopematrix.browser import CHROMIUM_ARGS, host_rules
 from scopematrix.diagnose import Diagnoser
+from scopematrix.errors import UsageError
 from scopematrix.flow import FlowOptions, Harness, LoginFailure
 from scopematrix.matrix import Cell, Matrix
 from scopematrix.model import CellResult
@@ -102,11 +103,19 @@ def read_results(paths: list[Path]) -> list[CellResult]:
     for path in paths:
         if not path.is_file():
             continue
-        for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{path}: not a scopematrix results file (not UTF-8 at byte {exc.start}).",
+                             "move it out of the run folder, or rerun those cells.") from None  # fmt: skip
+        for n, line in enumerate(lines, 1):
             try:
                 result = CellResult.from_dict(json.loads(line))
-            except (ValueError, KeyError, TypeError):
-                continue
+            except (ValueError, KeyError, TypeError, AttributeError):
+                if n == len(lines):
+                    continue  # a torn final line: the cell being written when the run was killed
+                raise UsageError(f"{path}:{n}: not a scopematrix result record.",
+                                 "move the file out of the run folder, or rerun those cells.") from None  # fmt: skip
             by_id[result.cell_id] = result
     return list(by_id.values())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ class History:
 
     def outcomes(self, run_id: str) -> dict[str, Outcome]:
         rows = self.db.execute("SELECT cell_id, outcome FROM cells WHERE run_id = ?", (run_id,))
-        return {cid: Outcome(out) for cid, out in rows}
+        return {cid: outcome for cid, out in rows if (outcome := _outcome(out)) is not None}
 
     def previous_run(self, run_id: str, target: str) -> str | None:
         row = self.db.execute(
@@ -87,9 +88,28 @@ class History:
             (target, runs),
         )
         out: dict[str, list[Outcome]] = {}
-        for cell_id, outcome in rows:
-            out.setdefault(cell_id, []).append(Outcome(outcome))
+        for cell_id, value in rows:
+            outcome = _outcome(value)
+            if outcome is not None:
+                out.setdefault(cell_id, []).append(outcome)
         return out
+
+
+_WARNED: set[str] = set()
+
+
+def _outcome(value: object) -> Outcome | None:
+    """A history row's outcome; one this version doesn't know (a newer scopematrix, a hand edit) is skipped
+    with one warning, never a lost report."""
+    try:
+        return Outcome(str(value))
+    except ValueError:
+        if str(value) not in _WARNED:
+            _WARNED.add(str(value))
+            sys.stderr.write(
+                f"scopematrix: warning: run history has an unknown outcome {value!r}; those rows are skipped\n"
+            )
+        return None
 
 
 def flips(before: dict[str, Outcome], after: dict[str, Outcome]) -> list[tuple[str, Outcome | None, Outcome | None]]:

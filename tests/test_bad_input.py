@@ -9,6 +9,7 @@ import yaml
 
 from scopematrix.cli import main
 from scopematrix.matrix import DEFAULT_MATRIX
+from scopematrix.model import Outcome
 from scopematrix.simulator.scenario import DEFAULT_SCENARIO
 
 GOOD_MATRIX = yaml.safe_load(DEFAULT_MATRIX.read_text())
@@ -324,3 +325,32 @@ def test_a_baseline_cannot_expect_an_outage(tmp_path, capsys):
     (tmp_path / "b.yaml").write_text(yaml.safe_dump({"version": 1, "expectations": entries}))
     assert main(["run", "--baseline", str(tmp_path / "b.yaml"), "--reports", str(tmp_path / "r")]) == 2
     assert_one_line(capsys, "can't be error")
+
+
+def test_a_results_file_that_is_not_ours_is_one_line_in_resume_and_merge(tmp_path, capsys):
+    run = tmp_path / "run-20261207-000000-001"
+    run.mkdir()
+    (run / "plan.json").write_text('["super-admin@free/crm-read"]')
+    (run / "results-main.jsonl").write_bytes(b"\xff\xfe not utf-8\n")
+    assert main(["run", "--resume", run.name, "--reports", str(tmp_path)]) == 2
+    assert_one_line(capsys, "results-main.jsonl: not a scopematrix results file")
+    (run / "results-main.jsonl").write_text('{"cell_id": 1}\n{"also": "wrong"}\n')
+    assert main(["merge", str(run), "--out", str(tmp_path / "merged")]) == 2
+    assert_one_line(capsys, "results-main.jsonl:1: not a scopematrix result record")
+
+
+def test_a_history_row_with_an_unknown_outcome_is_skipped_with_a_warning(tmp_path, capsys):
+    import sqlite3
+
+    from scopematrix.history import History
+
+    History(tmp_path / "history.sqlite").close()
+    db = sqlite3.connect(tmp_path / "history.sqlite")
+    db.execute("INSERT INTO runs VALUES ('run-a', '2026-12-01T00:00:00', 'sim', 'x', 1, 1.0, 0)")
+    db.execute("INSERT INTO cells (run_id, cell_id, outcome) VALUES ('run-a', 'u@a/s', 'teleported')")
+    db.execute("INSERT INTO cells (run_id, cell_id, outcome) VALUES ('run-a', 'u@a/t', 'granted')")
+    db.commit()
+    db.close()
+    history = History(tmp_path / "history.sqlite")
+    assert history.outcomes("run-a") == {"u@a/t": Outcome.GRANTED}
+    assert "unknown outcome 'teleported'" in capsys.readouterr().err
