@@ -37,26 +37,39 @@ _COOKIE = re.compile(r"((?:hs_session|hs_login|hs_2fa_device)=)[^;\s\"&]*", re.I
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._known: set[str] = set()
-        self._values: re.Pattern[str] | None = None
+        self._new: list[str] = []  # added since the last redaction
+        self._patterns: list[re.Pattern[str]] = []
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         """Scrub these values from now on, in every encoding an artifact may hold them: raw, URL-encoded once
         or twice, HTML-escaped, base64. Longest first, so a secret that contains another is replaced whole."""
-        shapes = {shape for s in secrets if s and len(s) >= 4 for shape in _encodings(s)}
-        if not shapes <= self._known:
-            self._known |= shapes
-            self._values = None  # compiled again at the next use
+        shapes = {shape for s in secrets if s and len(s) >= 4 for shape in _encodings(s)} - self._known
+        self._known |= shapes
+        self._new += shapes
+
+    def _compiled(self) -> list[re.Pattern[str]]:
+        """The known values as a few patterns: each redaction compiles only what is new since the last (a
+        walk adds its state), and every 16 batches they are merged into one, so neither compiling nor
+        scanning grows with the number of walks."""
+        if self._new:
+            self._patterns.append(_alternation(self._new))
+            self._new = []
+            if len(self._patterns) > 16:
+                self._patterns = [_alternation(self._known)]
+        return self._patterns
 
     def __call__(self, text: str) -> str:
-        if self._values is None and self._known:
-            ordered = sorted(self._known, key=len, reverse=True)
-            self._values = re.compile("|".join(re.escape(v) for v in ordered))
-        if self._values is not None:
-            text = self._values.sub(REDACTED, text)
+        for values in self._compiled():
+            text = values.sub(REDACTED, text)
         for pattern in (_PARAMS, _NAME_VALUE, _JSON_KEY, _BEARER, _COOKIE):
             text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
         return text
+
+
+def _alternation(values: Iterable[str]) -> re.Pattern[str]:
+    # Longest first, so a value that contains another is replaced whole.
+    return re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True)))
 
 
 def _encodings(secret: str) -> set[str]:
