@@ -24,12 +24,18 @@ def browser_type_launch_args(
 ) -> dict[str, Any]:
     args = dict(browser_type_launch_args)
     ours = any(TARGET_FIXTURES & set(getattr(item, "fixturenames", ())) for item in request.session.items)
-    if not ours or pytestconfig.getoption("browser_channel", None) or args.get("executable_path"):
+    if not ours or pytestconfig.getoption("browser_channel", None):
         return args  # a session that doesn't use scopematrix runs exactly as without it; or the user chose
-    choice = find_browser(headless=not pytestconfig.getoption("headed", False))
+    pin = [host_rules([], loopback_only=True)] if pytestconfig.getoption("sm_target", "sim") == "sim" else []
+    return with_found_chromium(args, headless=not pytestconfig.getoption("headed", False), extra=pin)
+
+
+def with_found_chromium(args: dict[str, Any], headless: bool = True, extra: list[str] | None = None) -> dict[str, Any]:
+    """pytest-playwright launch arguments with the Chromium set-up found and the machine's flags: for a suite
+    of your own on a machine where `playwright install` can't download a browser (call it from your
+    conftest's `browser_type_launch_args`). Arguments that already name a browser are kept as they are."""
+    choice = None if args.get("executable_path") else find_browser(headless=headless)
     if choice is None:
-        return args  # pytest-playwright's own error names the fix (playwright install)
-    flags = [*CHROMIUM_ARGS, *args.get("args", [])]
-    if pytestconfig.getoption("sm_target", "sim") == "sim":
-        flags.append(host_rules([], loopback_only=True))
+        return args  # (none found: pytest-playwright's own error names the fix, playwright install)
+    flags = [*CHROMIUM_ARGS, *args.get("args", []), *(extra or [])]
     return {**args, "executable_path": choice.executable_path, "args": flags}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from scopematrix.browser import CHROMIUM_ARGS, find_browser
+from scopematrix.launch import with_found_chromium
 from scopematrix.simulator.app import SimulatorApp, create_app
 from scopematrix.simulator.scenario import Scenario, load_scenario
 from scopematrix.simulator.server import SimServer
@@ -17,13 +17,7 @@ from scopematrix.simulator.state import SimOptions
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """This suite's own pytest-playwright tests (the report page) launch the Chromium set up here, as any
     suite on this machine must: the plugin sets a browser only for sessions that use its fixtures."""
-    if browser_type_launch_args.get("executable_path"):
-        return browser_type_launch_args  # (a session using our fixtures: the plugin chose it)
-    choice = find_browser(headless=True)
-    if choice is None:
-        return browser_type_launch_args
-    flags = [*CHROMIUM_ARGS, *browser_type_launch_args.get("args", [])]
-    return {**browser_type_launch_args, "executable_path": choice.executable_path, "args": flags}
+    return with_found_chromium(browser_type_launch_args)
 
 
 @pytest.fixture(scope="session")

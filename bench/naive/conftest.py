@@ -7,12 +7,9 @@ from typing import Any
 
 import pytest
 
-from scopematrix.browser import CHROMIUM_ARGS, find_browser
+from scopematrix.launch import with_found_chromium
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    choice = find_browser(headless=True)
-    if choice is None:
-        return browser_type_launch_args
-    return {**browser_type_launch_args, "executable_path": choice.executable_path, "args": list(CHROMIUM_ARGS)}
+    return with_found_chromium(browser_type_launch_args)
