@@ -80,6 +80,13 @@ class SignIn:
                     return LoginFailure(f"unknown screen during login at {where}", flag_decisive(captures),
                                         Outcome.UNRECOGNIZED, html)  # fmt: skip
                 else:
+                    # Signed in only where HubSpot says so: its own origin, a page that arrived whole.
+                    where, outage = origin_of(page.url), watch.outage()
+                    if where not in self.target.login_origins():
+                        return LoginFailure(f"login ended on {redact(where)}, not a configured HubSpot origin",
+                                            tuple(captures), Outcome.ERROR)  # fmt: skip
+                    if outage is not None:
+                        return LoginFailure(f"{outage} after login", tuple(captures), Outcome.ERROR)
                     return await context.storage_state()  # type: ignore[return-value]
             # Screens that keep coming back: HubSpot bounced the login, it never refused it.
             return LoginFailure("login did not finish: the login screens kept coming back", tuple(captures),
