@@ -25,7 +25,7 @@ from scopematrix.diagnose import Diagnoser
 from scopematrix.errors import UsageError
 from scopematrix.flow import FlowOptions, Harness, LoginFailure
 from scopematrix.matrix import Cell, Matrix
-from scopematrix.model import CellResult
+from scopematrix.model import CellResult, validation_reason
 from scopematrix.target import Target
 
 
@@ -111,10 +111,10 @@ def read_results(paths: list[Path]) -> list[CellResult]:
         for n, line in enumerate(lines, 1):
             try:
                 result = CellResult.from_dict(json.loads(line))
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except ValueError as exc:
                 if n == len(lines):
                     continue  # a torn final line: the cell being written when the run was killed
-                raise UsageError(f"{path}:{n}: not a scopematrix result record.",
+                raise UsageError(f"{path}:{n}: not a scopematrix result record ({validation_reason(exc)}).",
                                  "move the file out of the run folder, or rerun those cells.") from None  # fmt: skip
             by_id[result.cell_id] = result
     return list(by_id.values())

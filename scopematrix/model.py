@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from functools import cache
 from typing import Any
+
+from pydantic import TypeAdapter
 
 RESULTS_SCHEMA_VERSION = 1
 
@@ -164,41 +167,23 @@ class CellResult:
         return asdict(self)
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> CellResult:
-        d = dict(data)
-        d["outcome"] = Outcome(d["outcome"])
-        d["expected"] = Outcome(d["expected"]) if d.get("expected") else None
-        for key in ("requested_scopes", "optional_scopes", "missing_permissions"):
-            d[key] = tuple(d.get(key) or ())
-        for key in ("offered_scopes", "granted_scopes"):
-            if d.get(key) is not None:
-                d[key] = tuple(d[key])
-        d["screenshots"] = tuple(
-            Capture(Screen(c["screen"]), c["path"], bool(c.get("decisive"))) for c in d.get("screenshots") or ()
-        )
-        diag = d.get("diagnosis")
-        if diag:
-            d["diagnosis"] = Diagnosis(
-                blocking_scopes=tuple(diag["blocking_scopes"]),
-                attribution=diag["attribution"],
-                findings=tuple(ScopeFinding(**f) for f in diag.get("findings", ())),
-                missing_permissions=tuple(diag.get("missing_permissions", ())),
-                remedies=tuple(
-                    Remedy(
-                        kind=r["kind"],
-                        summary=r["summary"],
-                        verified=r.get("verified"),
-                        outcome=Outcome(r["outcome"]) if r.get("outcome") else None,
-                        missing_scopes=tuple(r.get("missing_scopes", ())),
-                    )
-                    for r in diag.get("remedies", ())
-                ),
-                probes=int(diag.get("probes", 0)),
-                method=diag.get("method", ""),
-                summary=diag.get("summary", ""),
-                search_probes=int(diag.get("search_probes", 0)),
-                candidates=tuple(diag.get("candidates", ())),
-                probe_app=str(diag.get("probe_app", "")),
-            )
-        known = set(CellResult.__dataclass_fields__)
-        return CellResult(**{k: v for k, v in d.items() if k in known})
+    def from_dict(data: object) -> CellResult:
+        """A record read back from disk, validated field by field (pydantic's ValidationError, a ValueError,
+        names the field and what is wrong with it). Keys this version doesn't know are ignored."""
+        return _cell_adapter().validate_python(data)
+
+
+@cache  # built on first use: the schema costs a few ms that a run which reads nothing back needn't pay
+def _cell_adapter() -> TypeAdapter[CellResult]:
+    return TypeAdapter(CellResult)
+
+
+def validation_reason(exc: ValueError) -> str:
+    """The first thing pydantic found wrong, as `field.path: message` (any other ValueError as it is)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where}: {first['msg']}" if where else str(first["msg"])
+    return str(exc)

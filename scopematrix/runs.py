@@ -12,15 +12,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from scopematrix import __version__
+from scopematrix.config import Strict
 from scopematrix.engine import read_results
 from scopematrix.errors import UsageError
 from scopematrix.history import History, RunRow
 from scopematrix.matrix import Cell, Matrix, write_baseline
-from scopematrix.model import CellResult, Outcome
+from scopematrix.model import CellResult, Outcome, validation_reason
 from scopematrix.report.build import RunMeta, text_grid, write_report
 
 EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_INFRA, EXIT_UNKNOWN_SCREEN = 0, 1, 2, 3, 4
 PLAN = "plan.json"  # the cells a run set out to run, written before any of them starts
+SHARD = "shard.json"  # written by `run --shard i/N`
 PENDING = "pending.json"  # the cells this invocation runs (all of them, or what --resume left)
 RUN_ID = re.compile(r"(run|check|diagnose)-[0-9A-Za-z._-]+")
 
@@ -59,6 +61,34 @@ def shard_by_user(cells: Sequence[Cell], index: int, shards: int) -> list[Cell]:
         if target == index - 1:
             mine.add(user)
     return [c for c in cells if c.user.id in mine]
+
+
+class ShardInfo(Strict):
+    """shard.json: which shard a run was (index of `of`) and the plan of all the shards together, so a merge
+    can name the shards and cells it was not given."""
+
+    index: int
+    of: int
+    plan: list[str]
+
+
+def write_shard(run_dir: Path, index: int, of: int, plan: Sequence[str]) -> None:
+    (run_dir / SHARD).write_text(ShardInfo(index=index, of=of, plan=list(plan)).model_dump_json(indent=0) + "\n")
+
+
+def read_shard(run_dir: Path) -> ShardInfo | None:
+    path = run_dir / SHARD
+    if not path.is_file():
+        return None
+    try:
+        info = ShardInfo.model_validate_json(path.read_bytes())
+    except ValueError as exc:
+        raise UsageError(f"{path}: not a shard file ({validation_reason(exc)}).",
+                         "pass the run folders that 'scopematrix run --shard' wrote.") from None  # fmt: skip
+    if not 1 <= info.index <= info.of:
+        raise UsageError(f"{path}: shard {info.index}/{info.of} is out of range.",
+                         "pass the run folders that 'scopematrix run --shard' wrote.")  # fmt: skip
+    return info
 
 
 def write_ids(path: Path, ids: Sequence[str]) -> None:

@@ -133,6 +133,11 @@ CLI_CASES = [
     (["diagnose", "--user", "ghost", "--account", "free", "--scopes", "forms"], "unknown user 'ghost'"),
     (["diagnose", "--user", "super-admin", "--account", "free", "--scopes", "formz"], "forms"),
     (["sim", "--port", "70000"], "out of range"),
+    (["run", "-k", "("], "-k '(' is not a pytest expression"),
+    (["run", "-m", "and"], "-m 'and' is not a pytest expression"),
+    (["run", "--maxfail", "abc"], "--maxfail 'abc' is not a number"),
+    (["run", "--maxfail=-1"], "--maxfail '-1' is not a number"),
+    (["run", "--screenshot", "always"], "is not one of on, off, only-on-failure"),
 ]
 
 
@@ -142,6 +147,7 @@ def test_bad_cli_values(tmp_path, capsys, argv, needle):
         argv = [*argv, "--reports", str(tmp_path / "r")]
     assert main(argv) == 2
     assert_one_line(capsys, needle)
+    assert not (tmp_path / "r").exists()  # nothing written: no run folder, no history row
 
 
 APPS_ENV = {

@@ -131,6 +131,9 @@ def test_shards_merged_equal_a_single_run(tmp_path):
     assert merged.returncode == 0, merged.stderr
     assert outcomes(tmp_path / "merged") == outcomes(report_of(single))
     assert (tmp_path / "merged" / "index.html").is_file()
+    alone = cli("merge", str(report_of(one)), "--out", str(tmp_path / "alone"))  # shard 2/2 forgotten
+    assert alone.returncode == 3, alone.stdout + alone.stderr
+    assert f"shard 2/2 was not given: its {len(b)} cell(s) have no result" in alone.stdout
 
 
 def test_check_names_the_combinations_a_new_scope_would_break(tmp_path):

@@ -163,6 +163,83 @@ def test_merge_names_the_cells_a_shard_never_ran(tmp_path):
     assert "never planned their cells" in merged.stdout
 
 
+def _shard(reports: Path, name: str, index: int, cells: dict[str, Outcome], whole: list[str]) -> Path:
+    """A finished shard folder as `run --shard index/2` leaves it: plan, shard.json and results."""
+    from scopematrix.runs import write_shard
+
+    run = reports / name
+    run.mkdir(parents=True)
+    (run / "plan.json").write_text(json.dumps(list(cells)))
+    write_shard(run, index, 2, whole)
+    lines = [json.dumps(cell(o, cid=cid).to_dict()) for cid, o in cells.items()]
+    (run / "results-main.jsonl").write_text("\n".join(lines) + "\n")
+    return run
+
+
+def test_merge_names_a_shard_it_was_not_given_and_its_cells(tmp_path):
+    whole = ["u@a/s", "u@a/t", "v@a/s"]
+    one = _shard(tmp_path, "run-1", 1, {"u@a/s": Outcome.GRANTED, "u@a/t": Outcome.GRANTED}, whole)
+    merged = cli("merge", str(one), "--out", str(tmp_path / "merged"))
+    assert merged.returncode == EXIT_INFRA, merged.stdout + merged.stderr
+    assert "shard 2/2 was not given: its 1 cell(s) have no result" in merged.stdout
+    assert "1 planned cell(s) have no result: v@a/s" in merged.stdout
+    two = _shard(tmp_path, "run-2", 2, {"v@a/s": Outcome.DENIED_ACCOUNT}, whole)
+    assert cli("merge", str(one), str(two), "--out", str(tmp_path / "both")).returncode == EXIT_OK
+
+
+def test_merge_refuses_two_copies_of_a_shard_that_disagree_on_a_cell(tmp_path, capsys):
+    whole = ["u@a/s", "v@a/s"]
+    one = _shard(tmp_path, "run-1", 1, {"u@a/s": Outcome.GRANTED}, whole)
+    again = _shard(tmp_path, "run-1b", 1, {"u@a/s": Outcome.DENIED_ACCOUNT}, whole)
+    two = _shard(tmp_path, "run-2", 2, {"v@a/s": Outcome.GRANTED}, whole)
+    assert main(["merge", str(one), str(again), str(two), "--out", str(tmp_path / "merged")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cell u@a/s is granted in run-1 but denied_account in run-1b" in err[0], err
+    assert not (tmp_path / "merged").exists()
+    # An outage in one copy and a decision in the other is a re-run, not a disagreement: the decision counts.
+    retried = _shard(tmp_path, "run-1c", 1, {"u@a/s": Outcome.ERROR}, whole)
+    assert main(["merge", str(retried), str(one), str(two), "--out", str(tmp_path / "ok")]) == EXIT_OK
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("started_at", None, "run.started_at: Field required"),
+        ("duration_s", "slow", "run.duration_s: Input should be a valid number"),
+        ("cells", [{"cell_id": "u@a/s"}], "cells[0].user: Field required"),
+        ("cells", "path", "no 'run' and 'cells'"),
+    ],
+)
+def test_a_results_json_that_is_wrong_is_one_line_for_report_and_merge(tmp_path, capsys, field, value, needle):
+    run = tmp_path / _finished_run(tmp_path)
+    assert main(["run", "--resume", run.name, "--reports", str(tmp_path)]) == EXIT_OK
+    doc = json.loads((run / "results.json").read_text())
+    if field == "cells":
+        doc["cells"] = value
+    elif value is None:
+        del doc["run"][field]
+    else:
+        doc["run"][field] = value
+    (run / "results.json").write_text(json.dumps(doc))
+    capsys.readouterr()
+    for command in (["report", str(run)], ["report", str(run / "results.json")], ["merge", str(run), "--out", str(tmp_path / "m")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0] and "results.json" in err[0], err
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_screenshot_path_that_is_a_number_is_named(tmp_path, capsys):
+    run = tmp_path / _finished_run(tmp_path)
+    assert main(["run", "--resume", run.name, "--reports", str(tmp_path)]) == EXIT_OK
+    doc = json.loads((run / "results.json").read_text())
+    doc["cells"][0]["screenshots"] = [{"screen": "consent", "path": 5}]
+    (run / "results.json").write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 2
+    assert "cells[0].screenshots.0.path: Input should be a valid string" in capsys.readouterr().err
+
+
 @pytest.mark.e2e
 def test_unknown_screens_are_loud_with_a_code_of_their_own(tmp_path, scenario):
     options = SimOptions(test_support=True, faults=[Fault("/oauth/1000001/", "maintenance")])

@@ -27,6 +27,23 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 PYTEST_FLAGS = {"-x", "--exitfirst", "--lf", "--last-failed", "--ff", "--failed-first", "--sw", "--stepwise",
                 "-v", "-vv", "--verbose", "--co", "--collect-only", "--full-page-screenshot"}  # fmt: skip
 PYTEST_VALUED = {"-k", "-m", "--maxfail", "--screenshot", "--video", "--browser-channel"}
+CHOICES = {"--screenshot": ("on", "off", "only-on-failure"), "--video": ("on", "off", "retain-on-failure")}
+
+
+def _check_value(name: str, value: str) -> None:
+    """A pass-through value pytest would refuse is refused here, before a run folder exists (exit 2)."""
+    if name in ("-k", "-m"):
+        from _pytest.mark.expression import Expression
+
+        try:
+            Expression.compile(value)
+        except SyntaxError as exc:
+            raise UsageError(f"{name} {value!r} is not a pytest expression ({exc.msg}).",
+                             "fix the expression, e.g. -k 'sales-admin and enterprise'.") from None  # fmt: skip
+    elif name == "--maxfail" and not (value.isascii() and value.isdigit()):
+        raise UsageError(f"--maxfail {value!r} is not a number.", "pass a whole number, e.g. --maxfail 3.")
+    elif name in CHOICES and value not in CHOICES[name]:
+        raise UsageError(f"{name} {value!r} is not one of {', '.join(CHOICES[name])}.", f"pass one of those to {name}.")
 
 
 def _pytest_passthrough(extra: list[str]) -> list[str]:
@@ -38,8 +55,10 @@ def _pytest_passthrough(extra: list[str]) -> list[str]:
             out.append(arg)
         elif name in PYTEST_VALUED:
             if "=" in arg:
+                _check_value(name, arg.split("=", 1)[1])
                 out.append(arg)
             elif rest:
+                _check_value(name, rest[0])
                 out += [arg, rest.pop(0)]
             else:
                 raise UsageError(f"{arg} needs a value.", "see 'scopematrix run --help' and 'pytest --help'.")

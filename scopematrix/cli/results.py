@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,12 +12,12 @@ from scopematrix.errors import UsageError
 
 if TYPE_CHECKING:
     from scopematrix.history import History
+    from scopematrix.model import CellResult
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from scopematrix.engine import read_results
-    from scopematrix.model import CellResult
-    from scopematrix.report.build import RunMeta, text_grid, write_report
+    from scopematrix.report.build import RunMeta, read_results_document, text_grid, write_report
 
     source: Path = args.source
     if source.is_dir():
@@ -31,12 +31,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         source = json_path
     if not source.is_file():
         raise UsageError(f"{source}: not found.", "pass a results.json or a run folder.")
-    try:
-        doc = json.loads(source.read_text())
-        results = [CellResult.from_dict(c) for c in doc["cells"]]
-        meta = RunMeta(**doc["run"])
-    except (ValueError, KeyError, TypeError):
-        raise UsageError(f"{source}: not a scopematrix results.json.", "pass the results.json of a run.") from None
+    meta, results = read_results_document(source)
     out = write_report(source.parent, results, meta)
     print(text_grid(results))
     print(f"report: {out}")
@@ -92,10 +87,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     import shutil
 
-    from scopematrix.engine import ResultSink, read_results
+    from scopematrix.engine import ResultSink
     from scopematrix.matrix import load_matrix
-    from scopematrix.report.build import RunMeta
-    from scopematrix.runs import PLAN, exit_code, finish, missing_cells, new_run_id, read_ids, verdict_lines
+    from scopematrix.report.build import RunMeta, read_results_document
+    from scopematrix.runs import PLAN, exit_code, finish, gather, missing_cells, new_run_id, read_ids, verdict_lines
 
     runs: list[Path] = [r.resolve() for r in args.runs]
     for run in runs:
@@ -108,31 +103,33 @@ def cmd_merge(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} already exists.", "pass a new folder for the merged run.")
     if out.resolve() in runs:
         raise UsageError(f"--out {out} is one of the shards.", "pass a new folder for the merged run.")
-    metas, planned = [], []
+    metas: list[RunMeta] = []
+    planned: list[str] = []
     for run in runs:
         if (run / "results.json").is_file():
-            metas.append(json.loads((run / "results.json").read_text(encoding="utf-8"))["run"])
+            metas.append(read_results_document(run / "results.json")[0])
         # A shard that never started (a configuration error) has no plan: its cells can't be known here.
         planned += read_ids(run / PLAN) if (run / PLAN).is_file() else []
-    apps = {m.get("app") for m in metas}
+    apps = {m.app for m in metas}
     if len(apps) > 1:
-        raise UsageError(f"the shards ran different apps ({', '.join(sorted(map(str, apps)))}).",
+        raise UsageError(f"the shards ran different apps ({', '.join(sorted(apps))}).",
                          "merge shards of one matrix only.")  # fmt: skip
+    absent = _absent_shards(runs)
+    planned = list(dict.fromkeys([*planned, *(cid for _, cells in absent for cid in cells)]))
+    merged = _merged_results(runs, gather)
     out.mkdir(parents=True, exist_ok=True)
     sink = ResultSink(out / "results-merged.jsonl")
+    for result in merged:
+        sink.append(result)
     for run in runs:
-        for result in read_results(sorted(run.glob("results-*.jsonl"))):
-            sink.append(result)
         for sub in ("cells", "logins", "allure-results"):
             if (run / sub).is_dir():
                 shutil.copytree(run / sub, out / sub, dirs_exist_ok=True)
-    first = metas[0] if metas else {}
-    meta = RunMeta(
-        run_id=out.name, target=first.get("target", "unknown"), target_url=first.get("target_url", ""),
-        app=first.get("app", ""), started_at=min((m["started_at"] for m in metas), default=""),
-        duration_s=max((m["duration_s"] for m in metas), default=0.0), versions=first.get("versions", {}),
-        interrupted=any(m.get("interrupted") for m in metas),
-        planned_cells=len(planned), command="scopematrix merge",
+    first = metas[0] if metas else RunMeta("", "unknown", "", "", "", 0.0)
+    meta = dataclasses.replace(
+        first, run_id=out.name, started_at=min((m.started_at for m in metas), default=""),
+        duration_s=max((m.duration_s for m in metas), default=0.0),
+        interrupted=any(m.interrupted for m in metas), planned_cells=len(planned), command="scopematrix merge",
     )  # fmt: skip
     matrix = load_matrix(args.matrix)
     if args.all_cells:
@@ -144,6 +141,45 @@ def cmd_merge(args: argparse.Namespace) -> int:
     print(grid)
     print(f"report: {out / 'index.html'}")
     broken = f"shard(s) that never planned their cells: {', '.join(without_plan)}" if without_plan else ""
+    for name, cells in absent:
+        print(f"shard {name} was not given: its {len(cells)} cell(s) have no result")
     for line in verdict_lines(results, missing, broken):
         print(line)
     return exit_code(results, matrix.stale_expectations(), args.strict, missing, bool(without_plan))
+
+
+def _absent_shards(runs: list[Path]) -> list[tuple[str, list[str]]]:
+    """The shards (as "i/N") that the shard files say exist but that were not given, with their cells."""
+    from scopematrix.runs import read_ids, read_shard
+
+    infos = {run: info for run in runs if (info := read_shard(run)) is not None}
+    if not infos:
+        return []
+    plans = {(i.of, tuple(i.plan)) for i in infos.values()}
+    if len(plans) > 1:
+        raise UsageError("the shards were cut from different plans (their shard.json files differ).",
+                         "merge the shards of one 'scopematrix run --shard i/N' series.")  # fmt: skip
+    of, whole = next(iter(plans))
+    given = {i.index for i in infos.values()}
+    covered = {cid for run in infos if (run / "plan.json").is_file() for cid in read_ids(run / "plan.json")}
+    left = [cid for cid in whole if cid not in covered]
+    absent = [f"{i}/{of}" for i in range(1, of + 1) if i not in given]
+    return [(", ".join(absent), left)] if absent and left else []
+
+
+def _merged_results(runs: list[Path], gather: Callable[[Path], list[CellResult]]) -> list[CellResult]:
+    """One result per cell. Copies that agree are one; a decision beats an outage (a shard re-run); two
+    different decisions for one cell are refused, naming the cell: the merge can't know which is true."""
+    by_id: dict[str, tuple[CellResult, Path]] = {}
+    for run in runs:
+        for result in gather(run):
+            seen = by_id.get(result.cell_id)
+            if seen is None or (seen[0].outcome.infrastructure and not result.outcome.infrastructure):
+                by_id[result.cell_id] = (result, run)
+            elif not result.outcome.infrastructure and seen[0].outcome is not result.outcome:
+                raise UsageError(
+                    f"cell {result.cell_id} is {seen[0].outcome.value} in {seen[1].name} but "
+                    f"{result.outcome.value} in {run.name}.",
+                    "rerun that cell and merge the shards of one series only.",
+                )
+    return [r for r, _ in by_id.values()]

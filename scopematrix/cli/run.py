@@ -4,7 +4,6 @@ what the plan and the results say."""
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
@@ -72,6 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         verdict_lines,
         versions,
         write_ids,
+        write_shard,
     )
 
     if args.prune and not args.update_baseline:
@@ -87,6 +87,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not args.resume:
             write_ids(run_dir / PLAN, planned)
+            if args.shard:  # the plan of every shard together, so that `merge` can name a missing one
+                whole = matrix.select(args.user, args.account, args.scope_set)
+                write_shard(run_dir, args.shard[0], args.shard[1], [c.id for c in whole])
         write_ids(run_dir / PENDING, [c.id for c in cells])
     except OSError as exc:
         raise UsageError(
@@ -126,6 +129,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         rc = pytest.main(pytest_args) if cells else pytest.ExitCode.OK
         interrupted = rc == pytest.ExitCode.INTERRUPTED
+        if rc == pytest.ExitCode.USAGE_ERROR and not args.resume and not gather(run_dir):
+            import shutil  # pytest refused an option before any cell ran: a usage error, and nothing kept
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise UsageError("pytest refused the options passed through (its message is above).",
+                             "fix them; see 'scopematrix run --help' and 'pytest --help'.")  # fmt: skip
         if rc in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
             broken = f"pytest ended with {pytest.ExitCode(rc).name}"
     except KeyboardInterrupt:
@@ -218,5 +227,7 @@ def _previous_meta(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "results.json"
     if not path.is_file():
         return None
-    run: dict[str, Any] = json.loads(path.read_text())["run"]
-    return run
+    from scopematrix.report.build import read_results_document
+
+    meta, _ = read_results_document(path)
+    return {"started_at": meta.started_at, "duration_s": meta.duration_s}

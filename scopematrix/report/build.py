@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from scopematrix.model import RESULTS_SCHEMA_VERSION, CellResult, Outcome
+from scopematrix.errors import UsageError
+from scopematrix.model import RESULTS_SCHEMA_VERSION, CellResult, Outcome, validation_reason
 from scopematrix.report.junit import write_junit
 
 # Okabe-Ito, a colour-blind-safe palette; every cell also carries its label as text.
@@ -74,6 +75,32 @@ def results_document(results: Sequence[CellResult], meta: RunMeta) -> dict[str, 
         "summary": {o.value: n for o, n in counts(results).items()},
         "cells": [r.to_dict() for r in sorted(results, key=sort_key)],
     }
+
+
+def read_results_document(path: Path) -> tuple[RunMeta, list[CellResult]]:
+    """A results.json read back, validated (the run's header and every cell): one fixable line if it isn't."""
+    from pydantic import TypeAdapter
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: not a scopematrix results.json ({exc}).",
+                         "pass the results.json of a run.") from None  # fmt: skip
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list) or "run" not in doc:
+        raise UsageError(f"{path}: not a scopematrix results.json (no 'run' and 'cells').",
+                         "pass the results.json of a run.")  # fmt: skip
+    try:
+        meta = TypeAdapter(RunMeta).validate_python(doc["run"])
+    except ValueError as exc:
+        raise UsageError(f"{path}: run.{validation_reason(exc)}.", "pass the results.json a run wrote.") from None
+    results = []
+    for n, cell in enumerate(doc["cells"]):
+        try:
+            results.append(CellResult.from_dict(cell))
+        except ValueError as exc:
+            raise UsageError(f"{path}: cells[{n}].{validation_reason(exc)}.",
+                             "pass the results.json a run wrote.") from None  # fmt: skip
+    return meta, results
 
 
 CSV_FIELDS = (
