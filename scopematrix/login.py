@@ -7,9 +7,10 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from scopematrix.browser import CHROMIUM_ARGS, find_browser
+from scopematrix.browser import CHROMIUM_ARGS
 from scopematrix.errors import UsageError
 from scopematrix.matrix import load_matrix
+from scopematrix.preflight import check_browser, check_display
 from scopematrix.target import LIVE_APP_URL, check_url
 
 
@@ -19,12 +20,13 @@ def save_login(user_id: str, out: Path | None, matrix_path: Path | None, app_url
         raise UsageError(f"unknown user '{user_id}'.", f"use an id from {matrix.source}.")
     url = check_url("--app-url", app_url or LIVE_APP_URL)
     path = out or Path(".auth") / f"{user_id}.json"
-    choice = find_browser()
+    check_display(f"scopematrix login --user {user_id}")
+    choice = check_browser(headless=False)
 
     async def run() -> None:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
-                headless=False, executable_path=choice.executable_path if choice else None, args=list(CHROMIUM_ARGS)
+                headless=False, executable_path=choice.executable_path, args=list(CHROMIUM_ARGS)
             )
             context = await browser.new_context()
             page = await context.new_page()

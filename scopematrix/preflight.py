@@ -33,8 +33,19 @@ def preflight(args: argparse.Namespace, matrix: Matrix, cells: list[Cell]) -> No
     if args.connect:
         check_reachable(args.connect)
     else:
+        if args.headed:
+            check_display("scopematrix run --headed ...")
         check_browser(headless=not args.headed)
         check_video(passthrough_value(args.pytest, "--video"))
+
+
+def check_display(command: str) -> None:
+    """A headed browser on Linux needs an X or Wayland screen; without one Chromium dies at launch."""
+    import sys
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UsageError("a headed browser needs a screen, and this session has none (DISPLAY is not set).",
+                         f"run it on a desktop, or under a virtual screen: xvfb-run -a {command}.")  # fmt: skip
 
 
 def passthrough_value(pytest_args: list[str], flag: str) -> str | None:

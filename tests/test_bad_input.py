@@ -360,3 +360,20 @@ def test_a_history_row_with_an_unknown_outcome_is_skipped_with_a_warning(tmp_pat
     history = History(tmp_path / "history.sqlite")
     assert history.outcomes("run-a") == {"u@a/t": Outcome.GRANTED}
     assert "unknown outcome 'teleported'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["login", "--user", "super-admin"], "xvfb-run -a scopematrix login --user super-admin"),
+        (["run", "--headed", "--user", "super-admin"], "xvfb-run -a scopematrix run --headed"),
+    ],
+)
+def test_a_headed_browser_without_a_screen_says_to_use_xvfb_run(tmp_path, monkeypatch, capsys, argv, needle):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if argv[0] == "run":
+        argv = [*argv, "--reports", str(tmp_path / "r")]
+    assert main(argv) == 2
+    assert_one_line(capsys, needle)
+    assert not (tmp_path / "r").exists() and not Path(".auth/super-admin.json").exists()
