@@ -81,6 +81,10 @@ def prewarm() -> None:
         _SPARE.append(Driver().start())
 
 
+class ResultsUnwritable(Exception):
+    """A finished cell could not be written to the run's results file (a full disk): the run can't go on."""
+
+
 class ResultSink:
     """Append-only JSON lines, flushed and fsynced per cell, so a killed run loses no finished cell."""
 
@@ -231,7 +235,13 @@ class Engine:
         if record:
             result = dataclasses.replace(result, timings={**result.timings, **self.harness.take_logins()})
             if self.sink is not None:
-                self.sink.append(result)
+                try:
+                    self.sink.append(result)
+                except OSError as exc:
+                    raise ResultsUnwritable(
+                        f"cell {cell.id} could not be saved to {self.sink.path} ({exc.strerror or exc}); "
+                        "the cells finished before it are kept"
+                    ) from None
             if self.on_result is not None:
                 self.on_result(result)
         return result

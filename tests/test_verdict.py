@@ -144,6 +144,39 @@ def test_a_full_disk_still_ends_in_one_line_and_exit_3(tmp_path, monkeypatch, ca
     assert len(err) == 1 and "No space left on device" in err[0]
 
 
+@pytest.mark.e2e
+def test_a_disk_that_fills_mid_run_keeps_the_saved_cells_and_ends_in_one_line(tmp_path, monkeypatch, capsys):
+    """allure-pytest's writes, then our results file, then the report all hit ENOSPC: before, pytest crashed
+    with an INTERNALERROR traceback and no line said what was kept."""
+    import allure_commons.logger
+
+    from scopematrix.engine import ResultSink
+
+    def no_space(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    saved = ResultSink.append
+    calls = []
+
+    def append(self: ResultSink, result: CellResult) -> None:
+        calls.append(result.cell_id)
+        if len(calls) > 2:
+            no_space()
+        saved(self, result)
+
+    monkeypatch.setattr(ResultSink, "append", append)
+    monkeypatch.setattr(allure_commons.logger.AllureFileLogger, "_report_item", no_space)
+    monkeypatch.setattr("scopematrix.runs.write_report", no_space)
+    rc = main(["run", "--user", "super-admin", "--no-diagnose", "--reports", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == EXIT_INFRA, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "2 finished cell(s) are kept" in lines[0]
+    assert "INTERNALERROR" not in out + err and "Traceback" not in out + err
+    (results,) = tmp_path.glob("run-*/results-main.jsonl")
+    assert len(results.read_text().splitlines()) == 2
+
+
 def test_a_corrupt_history_costs_no_report(tmp_path, capsys):
     run_id = _finished_run(tmp_path)
     (tmp_path / "history.sqlite").write_bytes(b"garbage" * 500)

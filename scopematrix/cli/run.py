@@ -157,7 +157,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         update = args.update_baseline and not interrupted and not broken
         results, grid = finish(run_dir, meta, matrix, update, prune=args.prune)
     except OSError as exc:  # a full disk: say so, keep what was written
-        print(f"scopematrix: could not write the report in {run_dir} ({exc.strerror or exc}).", file=sys.stderr)
+        kept = len(gather(run_dir))
+        print(f"scopematrix: could not write the report in {run_dir} ({exc.strerror or exc}); {kept} finished "
+              f"cell(s) are kept there: free space, then 'scopematrix report {run_dir}'.", file=sys.stderr)  # fmt: skip
         return EXIT_INFRA
     allure_durations(run_dir / "allure-results", results)
     if not args.resume and (run_dir / PLAN).is_file():

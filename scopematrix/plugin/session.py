@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from scopematrix.browser import check_video
-from scopematrix.engine import Engine
+from scopematrix.engine import Engine, ResultsUnwritable
 from scopematrix.errors import UsageError
 from scopematrix.flow import shared_logins_dir
 from scopematrix.model import CellResult
+from scopematrix.plugin.diskfull import AllureWrites
 from scopematrix.plugin.state import (
     STATE,
     SUITE,
@@ -88,6 +89,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         tmp = Path(plan).with_name(f".{state.worker_id}.plan.tmp")
         write_ids(tmp, [cid for item in session.items if (cid := cell_id(item))])
         tmp.replace(plan)
+    state.allure = AllureWrites().install()  # every plugin has configured by now, allure-pytest included
     if state.engine is not None and not state.is_worker:
         _prefetch(state, session, state.engine, "")  # the logins and the first cells start now, not at the first test
 
@@ -147,7 +149,10 @@ def cell_result(request: pytest.FixtureRequest, user: str, account: str, scope_s
     state = request.config.stash[STATE]
     engine = engine_for(request.config)
     _prefetch(state, request.session, engine, user)
-    return engine.result(state.by_id[f"{user}@{account}/{scope_set}"])
+    try:
+        return engine.result(state.by_id[f"{user}@{account}/{scope_set}"])
+    except ResultsUnwritable as exc:  # a full disk: every later cell would be lost too
+        pytest.exit(str(exc), returncode=pytest.ExitCode.INTERNAL_ERROR)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -187,6 +192,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     state = terminalreporter.config.stash.get(STATE, None)
+    if state is not None and state.allure is not None and state.allure.failure:
+        terminalreporter.write_line(f"scopematrix: Allure results stopped at a failed write ({state.allure.failure})")
     if state is not None and state.report is not None:
         terminalreporter.write_line(f"scopematrix report: {state.report}")
 

@@ -15,6 +15,7 @@ from scopematrix.browser import find_browser
 from scopematrix.engine import BrowserOptions, Engine, ResultSink
 from scopematrix.flow import FlowOptions, shared_logins_dir
 from scopematrix.matrix import Cell, Matrix, load_matrix
+from scopematrix.plugin.diskfull import AllureWrites
 from scopematrix.preflight import check_browser
 from scopematrix.runs import read_ids
 from scopematrix.target import Target, live_target, load_env
@@ -37,6 +38,7 @@ class RunState:
     prefetched: set[str] = field(default_factory=set)
     selected: set[str] | None = None
     report: Path | None = None
+    allure: AllureWrites | None = None  # Allure's writes, guarded against a full disk
     share_logins: bool = False  # a matrix run: its processes (xdist workers, a resume) share logins
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     t0: float = field(default_factory=time.monotonic)
