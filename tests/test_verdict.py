@@ -255,7 +255,8 @@ def test_a_results_json_that_is_wrong_is_one_line_for_report_and_merge(tmp_path,
         doc["run"][field] = value
     (run / "results.json").write_text(json.dumps(doc))
     capsys.readouterr()
-    for command in (["report", str(run)], ["report", str(run / "results.json")], ["merge", str(run), "--out", str(tmp_path / "m")]):
+    merge = ["merge", str(run), "--out", str(tmp_path / "m")]
+    for command in (["report", str(run)], ["report", str(run / "results.json")], merge):
         assert main(command) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0] and "results.json" in err[0], err
