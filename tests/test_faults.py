@@ -91,6 +91,9 @@ def test_target_faults_end_as_infrastructure_after_a_retry_and_the_run_goes_on(
         ("/login/password", "5xx", Outcome.ERROR, "HTTP 503 from the target on the login page"),
         ("/login/password", "drop", Outcome.ERROR, "the connection failed"),
         ("/login/password", "maintenance", Outcome.UNRECOGNIZED, "unknown screen during login at"),
+        # The password was accepted, and the page the login lands on ("/") is down: not signed in, not a failure.
+        ("/$", "5xx", Outcome.ERROR, "HTTP 503 from the target after login"),
+        ("/$", "drop", Outcome.ERROR, ") after login"),
     ],
 )
 def test_an_outage_on_a_login_step_is_never_a_failed_login(tmp_path, scenario, step, kind, outcome, words):

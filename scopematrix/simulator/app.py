@@ -37,7 +37,9 @@ class SimulatorApp:
 
     def _take_fault(self, path: str) -> Fault | None:
         for fault in self.options.faults:
-            if path.startswith(fault.path) and (fault.times is None or fault.times > 0):
+            exact = fault.path.endswith("$")  # "/$": the path "/" only, not every path under it
+            hit = path == fault.path[:-1] if exact else path.startswith(fault.path)
+            if hit and (fault.times is None or fault.times > 0):
                 if fault.times is not None:
                     fault.times -= 1
                 return fault

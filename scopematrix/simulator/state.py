@@ -14,7 +14,8 @@ FAULT_KINDS: tuple[str, ...] = ("5xx", "hang", "drop", "maintenance", "tamper-st
 
 @dataclass
 class Fault:
-    """Misbehave on requests whose path starts with `path`; `times` None means every time."""
+    """Misbehave on requests whose path starts with `path` (ends with `$`: is exactly it); `times` None means
+    every time."""
 
     path: str
     kind: FaultKind
