@@ -90,8 +90,23 @@ class AccountEntry(Strict):
     label: str = ""
     # The account's name as HubSpot shows it in the account picker (used when a row shows no Hub ID).
     name: str = ""
+    # Its products as a customer would name them (hub: tier; a hub not named is free), for `explain` and the
+    # troubleshooting page. Not given: the account is not described to customers.
+    products: dict[str, str] | None = None
 
     _ids = field_validator("id")(_id)
+
+    @field_validator("products")
+    @classmethod
+    def _products(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        from scopematrix.answers.profile import HUBS, TIERS
+
+        for hub, tier in (value or {}).items():
+            if hub not in HUBS:
+                raise fail(f"unknown hub '{hub}'", f"use one of: {', '.join(HUBS)}.")
+            if tier not in TIERS:
+                raise fail(f"unknown tier '{tier}' for {hub}", f"use one of: {', '.join(TIERS)}.")
+        return value
 
     @field_validator("hub_id")
     @classmethod
@@ -110,9 +125,26 @@ class UserEntry(Strict):
     password_env: str
     totp_secret_env: str | None = None
     storage_state_env: str | None = None
+    # What kind of HubSpot user this is, as a customer would say it (for `explain` and the troubleshooting
+    # page): super_admin, admin_marketplace, admin, restricted or deactivated. Default: super_admin for a
+    # super admin, otherwise not described to customers.
+    customer_role: str | None = None
 
     _env = field_validator("email_env", "password_env", "totp_secret_env", "storage_state_env")(_env_name)
     _ids = field_validator("id")(_id)
+
+    @field_validator("customer_role")
+    @classmethod
+    def _role(cls, value: str | None) -> str | None:
+        from scopematrix.answers.profile import ROLES
+
+        if value is not None and value not in ROLES:
+            raise fail(f"unknown customer_role '{value}'", f"use one of: {', '.join(ROLES)}.")
+        return value
+
+    @property
+    def customer_kind(self) -> str:
+        return self.customer_role or ("super_admin" if self.super_admin else "")
 
     @field_validator("accounts")
     @classmethod

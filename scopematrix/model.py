@@ -146,6 +146,11 @@ class CellResult:
     diagnosis: Diagnosis | None = None
     installed_by: str | None = None
     finished_at: str = ""
+    # How a customer would describe this cell (from the matrix): for `explain` and the troubleshooting page.
+    customer_role: str = ""
+    account_products: dict[str, str] | None = None
+    app_name: str = ""
+    scope_set_label: str = ""
 
     @property
     def matches_expectation(self) -> bool:

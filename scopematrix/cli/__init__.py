@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from scopematrix.cli.answers import cmd_explain, cmd_troubleshoot
 from scopematrix.cli.diagnose import cmd_diagnose
 from scopematrix.cli.parser import build_parser
 from scopematrix.cli.results import cmd_diff, cmd_history, cmd_merge, cmd_report
@@ -20,6 +21,7 @@ from scopematrix.runs import EXIT_USAGE
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run, "report": cmd_report, "sim": cmd_sim, "history": cmd_history, "diff": cmd_diff,
     "merge": cmd_merge, "diagnose": cmd_diagnose, "login": cmd_login, "check": cmd_check,
+    "explain": cmd_explain, "troubleshoot": cmd_troubleshoot,
 }  # fmt: skip
 
 

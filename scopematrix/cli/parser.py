@@ -67,6 +67,26 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scope-set", action="append", default=[], help="only these scope sets (glob; repeatable)")
 
 
+def _role(value: str) -> str:
+    from scopematrix.answers.profile import ROLES
+
+    key = value.strip().lower().replace("-", "_").replace(" ", "_")
+    if key not in ROLES:
+        raise argparse.ArgumentTypeError(f"'{value}' is not one of {', '.join(k.replace('_', '-') for k in ROLES)}")
+    return key
+
+
+def _products(value: str) -> dict[str, str]:
+    from scopematrix.answers.profile import HUBS, TIERS, parse_products
+
+    try:
+        return parse_products(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"'{exc}' is not hub:tier (hubs: {', '.join(HUBS)}; tiers: {', '.join(TIERS)}), e.g. marketing:professional"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="scopematrix", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -127,6 +147,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the shards together ran the whole matrix: any matrix cell without a result is missing",
     )
+
+    exp = sub.add_parser("explain", help="answer a customer's 'why can't I connect?' from a run's results")
+    exp.add_argument(
+        "--role",
+        required=True,
+        type=_role,
+        help="super-admin, admin-marketplace, admin (no App Marketplace Access), restricted, deactivated",
+    )
+    exp.add_argument(
+        "--products",
+        required=True,
+        type=_products,
+        help="the account's paid hubs, e.g. 'marketing:professional,sales:starter', or 'free'",
+    )
+    exp.add_argument("--app", default="", help="only this app (its name)")
+    exp.add_argument("--scope-set", default="", help="only this install option (scope set id or description)")
+    exp.add_argument("--says", default="", help="the text HubSpot showed the customer")
+    exp.add_argument("--run", help="a run id or folder (default: the latest run)")
+    exp.add_argument("--reports", type=Path, default=REPORTS)
+    exp.add_argument("--json", action="store_true", help="the answer as JSON")
+
+    ts = sub.add_parser("troubleshoot", help="write the customer-facing troubleshooting page of a run")
+    ts.add_argument("run", nargs="?", help="a run id or folder (default: the latest run)")
+    ts.add_argument("--out", type=Path, help="folder for troubleshooting.html and .md (default: the run folder)")
+    ts.add_argument("--reports", type=Path, default=REPORTS)
 
     diag = sub.add_parser("diagnose", help="diagnose one user x account x scope set")
     diag.add_argument("--user", required=True)

@@ -12,7 +12,7 @@ from scopematrix.flow.install import Namespaces, SharedInstalls
 from scopematrix.flow.records import FlowOptions, LoginFailure, Walk, WalkPlan, attempt_folder, authorize_url
 from scopematrix.flow.sessions import Sessions
 from scopematrix.flow.walk import Walker
-from scopematrix.matrix import Cell
+from scopematrix.matrix import Cell, Matrix
 from scopematrix.model import CellResult, Outcome
 from scopematrix.redact import Redactor
 
@@ -27,7 +27,9 @@ class CellRunner:
         options: FlowOptions,
         run_dir: Path,
         redact: Redactor,
+        matrix: Matrix,
     ) -> None:
+        self.matrix = matrix
         self.walker = walker
         self.sessions = sessions
         self.installs = installs
@@ -108,14 +110,16 @@ class CellRunner:
         reason = self.redact(f"harness error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         return dataclasses.replace(self._record(cell, expected), message=reason, error=reason)
 
-    @staticmethod
-    def _record(cell: Cell, expected: Outcome | None) -> CellResult:
+    def _record(self, cell: Cell, expected: Outcome | None) -> CellResult:
         """The cell's record before anything is known of it: an error until a walk says otherwise."""
+        app_name = self.matrix.app_of(cell.scope_set).name
         return CellResult(
             cell_id=cell.id, user=cell.user.id, role=cell.user.role, account=cell.account.id,
             hub_id=cell.account.hub_id, scope_set=cell.scope_set.id, requested_scopes=tuple(cell.scope_set.scopes),
             optional_scopes=tuple(cell.scope_set.optional), outcome=Outcome.ERROR, expected=expected,
             installed_by=cell.scope_set.installed_by, finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            customer_role=cell.user.customer_kind, account_products=cell.account.products,
+            app_name=app_name, scope_set_label=cell.scope_set.description,
         )  # fmt: skip
 
 

@@ -67,7 +67,7 @@ class Harness:
         # Under xdist each worker's harness installs for its own cells.
         self.installs = SharedInstalls(self.namespaces, self.walker.walk, secrets.token_hex(4))
         self.cells = CellRunner(
-            self.walker, self.sessions, self.installs, self.namespaces, options, run_dir, self.redact
+            self.walker, self.sessions, self.installs, self.namespaces, options, run_dir, self.redact, matrix
         )
 
     @property
