@@ -119,7 +119,7 @@ def test_the_troubleshooting_page_is_self_contained_private_and_readable_on_a_ph
     for creds in target.credentials.values():
         private |= {v for v in (creds.email, creds.password, creds.totp_secret) if v}
     for app in MATRIX.spec.apps:
-        private |= {app.client_id, app.redirect_uri or app.client_id}
+        private |= {v for v in (app.client_id, app.redirect_uri) if v}
     for doc in (html.read_text(), md.read_text()):
         leaked = sorted(p for p in private if p in doc)
         assert not leaked, leaked
