@@ -146,7 +146,7 @@ def test_the_example_tests_pass_as_a_user_runs_them(tmp_path):
         env={k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_"))},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "4 passed" in proc.stdout.splitlines()[-1]
+    assert "5 passed" in proc.stdout.splitlines()[-1]
 
 
 def test_the_workers_of_one_run_share_a_login_so_each_user_logs_in_once(tmp_path):
