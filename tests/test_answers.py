@@ -133,5 +133,5 @@ def test_the_troubleshooting_page_is_self_contained_private_and_readable_on_a_ph
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
     size = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
     assert size >= 16
-    assert page.get_by_role("heading", level=1).inner_text().startswith("Trouble connecting")
-    assert page.get_by_text("Measured on scopematrix's HubSpot simulator").is_visible()
+    assert page.title().startswith("Trouble connecting")
+    assert "Measured on scopematrix's HubSpot simulator" in page.evaluate("document.body.innerText")
