@@ -37,6 +37,20 @@ def sim_server(scenario: Scenario) -> Iterator[SimServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of the default matrix with diagnosis, through the CLI, as `make matrix` makes it (one per session)."""
+    import subprocess
+    import sys
+
+    reports = tmp_path_factory.mktemp("default-run")
+    proc = subprocess.run([sys.executable, "-m", "scopematrix.cli", "run", "--reports", str(reports), "--quiet"],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (run,) = reports.glob("run-*")
+    return run
+
+
 EXAMPLES = Path(__file__).parent / "examples"
 
 

@@ -1,4 +1,5 @@
-"""The report page in a real browser: grid, filters, detail view, keyboard, inert page text."""
+"""The report page in a real browser: grid, filters, detail view, keyboard, inert page text; and the customer
+troubleshooting page (`scopematrix troubleshoot`) of a real default run."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from scopematrix.cli import main
+from scopematrix.matrix import load_matrix
 from scopematrix.model import Capture, CellResult, Diagnosis, Outcome, Remedy, ScopeFinding, Screen
-from scopematrix.report.build import RunMeta, write_report
+from scopematrix.report.build import RunMeta, read_results_document, write_report
+from scopematrix.simtarget import sim_target
+from scopematrix.simulator.scenario import load_scenario
 
 pytestmark = pytest.mark.e2e
 EVIL = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
@@ -91,3 +96,34 @@ def test_the_grid_says_why_and_what_was_expected_and_scrolls_in_its_box_on_a_pho
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     bob.click()
     expect(page.get_by_role("dialog")).to_contain_text("not reachable now")  # a simulator URL, marked
+
+
+def test_the_troubleshooting_page_is_self_contained_private_and_readable_on_a_phone(
+    default_run: Path, tmp_path: Path, page: Page
+) -> None:
+    assert main(["troubleshoot", str(default_run), "--out", str(tmp_path / "ts")]) == 0
+    html, md = tmp_path / "ts" / "troubleshooting.html", tmp_path / "ts" / "troubleshooting.md"
+    _, results = read_results_document(default_run / "results.json")
+    scenario, matrix = load_scenario(), load_matrix()
+    target = sim_target(matrix, scenario, "http://127.0.0.1", {u.id for u in matrix.spec.users})
+    private = {str(r.hub_id) for r in results} | {r.cell_id for r in results}
+    private |= {u.id for u in matrix.spec.users} | {"marketing-pro", "127.0.0.1", "localhost", "scopematrix.example"}
+    for creds in target.credentials.values():
+        private |= {v for v in (creds.email, creds.password, creds.totp_secret) if v}
+    for app in matrix.spec.apps:
+        private |= {v for v in (app.client_id, app.redirect_uri) if v}
+    for doc in (html.read_text(), md.read_text()):
+        leaked = sorted(p for p in private if p in doc)
+        assert not leaked, leaked
+        assert "<img" not in doc and ".png" not in doc  # no test-account screenshots
+        assert "Couldn’t complete the connection" in doc and "Admin without App Marketplace Access" in doc
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(html.as_uri())
+    assert [u for u in requests if not u.startswith("file:")] == []  # 0 external requests
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scrolling
+    size = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+    assert size >= 16
+    assert page.title().startswith("Trouble connecting")
+    assert "Measured on scopematrix's HubSpot simulator" in page.evaluate("document.body.innerText")
