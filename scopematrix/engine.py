@@ -26,7 +26,9 @@ from scopematrix.errors import UsageError
 from scopematrix.flow import FlowOptions, Harness, LoginFailure
 from scopematrix.matrix import Cell, Matrix
 from scopematrix.model import CellResult, validation_reason
+from scopematrix.slots import CELL, Slots
 from scopematrix.target import Target
+from scopematrix.timeline import Timeline
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,9 @@ class Engine:
         self._ready.set_result(None)  # (nothing to wait for until start)
         self._lock = threading.Lock()
         self.harness: Harness | None = None
-        self._sem: asyncio.Semaphore | None = None
+        self._sem: Slots | None = None
         self._diagnoser: Diagnoser | None = None
+        self.timeline = Timeline()
 
     def start(self, wait: bool = True) -> Engine:
         """Start Playwright and the browser. `wait=False` returns at once, while they start: every call
@@ -205,8 +208,11 @@ class Engine:
             factory, self.target, self.matrix, self.run_dir, self.flow, self.run_id, self.logins_per_minute,
             login_slots=self.concurrency,
         )  # fmt: skip
-        self._sem = asyncio.Semaphore(self.concurrency)
-        self._diagnoser = Diagnoser(self.harness, verify_installs=self.target.isolation or self.flow.approve)
+        self._sem = Slots(self.concurrency)
+        self._diagnoser = Diagnoser(
+            self.harness, verify_installs=self.target.isolation or self.flow.approve, slots=self._sem,
+            timeline=self.timeline,
+        )  # fmt: skip
         await self.harness.browser()
 
     def submit(self, cells: list[Cell]) -> None:
@@ -221,16 +227,22 @@ class Engine:
         expectation = self.matrix.expectation(cell.id)
         # Log in before taking a cell's slot: a slot held while waiting for a login is a slot wasted.
         for user in dict.fromkeys(u for u in (cell.scope_set.installed_by, cell.user.id) if u):
-            await self.harness.login(user)
+            if self.harness.sessions.known(user) is None:
+                async with self.timeline.span("login", user):
+                    await self.harness.login(user)
+            else:
+                await self.harness.login(user)
         expected = expectation.outcome if expectation else None
-        async with self._sem:
+        async with self._sem.slot(CELL), self.timeline.span("cell", cell.id):
             try:
                 result = await self.harness.run_cell(cell, expected, expectation.reason if expectation else "")
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, the cell gets a result
                 result = self.harness.failed(cell, expected, exc)
-            if expectation is not None and expectation.must_install:
-                result = dataclasses.replace(result, must_install=True)
-            if self.diagnose and result.outcome.blocked:
+        if expectation is not None and expectation.must_install:
+            result = dataclasses.replace(result, must_install=True)
+        if self.diagnose and result.outcome.blocked:
+            # Outside the cell's slot: each probe takes a slot of its own, so diagnoses fill the free ones.
+            async with self.timeline.span("diagnosis", cell.id):
                 result = await self._diagnosed(cell, result)
         if record:
             result = dataclasses.replace(result, timings={**result.timings, **self.harness.take_logins()})
@@ -291,6 +303,8 @@ class Engine:
                 await asyncio.wrap_future(self._ready)
             if self.harness is not None:
                 await self.harness.close()
+            with contextlib.suppress(OSError):  # the timeline is for the bench: never worth failing a run for
+                self.timeline.write(self.run_dir)
             if self._driver.playwright is not None:  # (a prewarmed driver too, if this engine never started)
                 with contextlib.suppress(Exception):
                     await (await asyncio.wrap_future(self._driver.playwright)).stop()

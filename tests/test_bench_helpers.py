@@ -26,3 +26,44 @@ def test_memory_and_cpu_probes_read_real_values():
     before = busy_seconds()
     sum(i * i for i in range(2_000_000))
     assert busy_seconds() > before
+
+
+def test_slots_serve_probes_before_cells_not_yet_started_and_never_exceed_the_bound():
+    import asyncio
+
+    from scopematrix.slots import CELL, PROBE, Slots
+
+    async def scenario() -> tuple[list[str], int]:
+        slots, order, peak, inside = Slots(2), [], [0], [0]
+
+        async def job(name: str, priority: int) -> None:
+            async with slots.slot(priority):
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+                order.append(name)
+                await asyncio.sleep(0.01)
+                inside[0] -= 1
+
+        first = [asyncio.create_task(job(f"cell{i}", CELL)) for i in range(2)]  # take both slots
+        await asyncio.sleep(0)
+        waiting = [asyncio.create_task(job("cell2", CELL)), asyncio.create_task(job("cell3", CELL))]
+        await asyncio.sleep(0)
+        cancelled = asyncio.create_task(job("gone", PROBE))
+        probe = asyncio.create_task(job("probe", PROBE))
+        await asyncio.sleep(0)
+        cancelled.cancel()  # a waiter cancelled in the queue is skipped, its place not lost
+        await asyncio.gather(*first, *waiting, probe, return_exceptions=True)
+        return order, peak[0]
+
+    order, peak = asyncio.run(scenario())
+    assert order == ["cell0", "cell1", "probe", "cell2", "cell3"] and peak == 2
+
+
+def test_the_timeline_idle_fraction_counts_the_slots_no_cell_or_probe_used():
+    from scopematrix.timeline import Span, idle_fraction
+
+    spans = [Span("login", "u", 0.0, 2.0), Span("cell", "a", 2.0, 4.0), Span("cell", "b", 2.0, 4.0),
+             Span("probe", "p", 3.0, 4.0)]  # fmt: skip
+    # 2 slots x 4 s = 8 slot-seconds; cells and the probe used 5 of them (the login phase left both idle)
+    assert idle_fraction(spans, 2) == round(1 - 5 / 8, 3)
+    assert idle_fraction([Span("login", "u", 0.0, 1.0)], 2) == 0.0

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 from scopematrix.cli.common import REPORTS
 from scopematrix.errors import UsageError
+from scopematrix.slots import default_concurrency
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,7 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the matrix and write the report")
     _add_selection(run)
     run.add_argument("-n", "--workers", type=_positive_int, default=1, help="pytest-xdist worker processes")
-    run.add_argument("--concurrency", type=_positive_int, default=4, help="browser contexts in flight per worker")
+    run.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=default_concurrency(),
+        help="browser contexts in flight per worker (default: 4 per core, at most 8)",
+    )
     run.add_argument("--approve", action="store_true", help="click through consent, exchange the code, revoke")
     run.add_argument("--no-diagnose", action="store_true", help="skip diagnosis of blocked cells")
     run.add_argument("--baseline", type=Path, help="expectations file (default: the matrix's baseline)")
@@ -192,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--scopes", help="a whole candidate scope set instead of --add (space-separated)")
     check.add_argument("--base", help="the current scope set to compare with (default: the matrix's first)")
     check.add_argument("--target", choices=["sim", "live"], default="sim")
-    check.add_argument("--concurrency", type=_positive_int, default=4)
+    check.add_argument("--concurrency", type=_positive_int, default=default_concurrency())
     check.add_argument("--reports", type=Path, default=REPORTS)
     for path_option in ("--matrix", "--scenario", "--env-file"):
         check.add_argument(path_option, type=Path)

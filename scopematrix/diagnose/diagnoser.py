@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import secrets
 from collections.abc import Sequence
 
 from scopematrix.diagnose.confirm import confirm
-from scopematrix.diagnose.probes import Inconclusive, ProbeCache, ProbePlan, Replays
+from scopematrix.diagnose.probes import Inconclusive, ProbeCache, ProbePlan, Replays, Walks
 from scopematrix.diagnose.remedies import Remedies
-from scopematrix.diagnose.search import binary_splitting, ddmin
+from scopematrix.diagnose.search import binary_splitting, ddmin, one_at_a_time
 from scopematrix.flow import Harness
 from scopematrix.matrix import Cell
 from scopematrix.model import CellResult, Diagnosis, Outcome, Remedy, ScopeFinding
 from scopematrix.rules.catalog import CATALOG, MARKETPLACE, products_needed
+from scopematrix.slots import Slots
+from scopematrix.timeline import Timeline
+
+# Up to this many candidate scopes, each is probed alone and all at once: n probes are within the group-testing
+# bound d*ceil(log2(n/d)) + 2d for every d >= 1 when n <= 5, and they take one round trip instead of several.
+SINGLES_UP_TO = 5
 
 
 class Diagnoser:
-    def __init__(self, harness: Harness, probes: ProbeCache | None = None, verify_installs: bool = True) -> None:
+    def __init__(
+        self,
+        harness: Harness,
+        probes: ProbeCache | None = None,
+        verify_installs: bool = True,
+        slots: Slots | None = None,
+        timeline: Timeline | None = None,
+    ) -> None:
         self.harness = harness
-        self.probes = probes or ProbeCache(harness)
-        self.replays = Replays(harness)
+        walks = Walks(harness, slots, timeline)
+        self.probes = probes or ProbeCache(harness, walks)
+        self.replays = Replays(harness, walks)
         self.remedies = Remedies(harness, self.probes, self.replays, verify_installs)
+        self.tag = secrets.token_hex(4)  # under xdist each worker's diagnoses replay in namespaces of their own
 
     async def diagnose(self, cell: Cell, result: CellResult) -> Diagnosis:
         """Search with the probe app where one is configured (any subset is a valid URL there), then confirm
@@ -29,7 +46,13 @@ class Diagnoser:
         matrix = self.harness.matrix
         app = matrix.app_of(cell.scope_set)
         own = ProbePlan.for_cell(cell, app.scopes, app.id, None)
-        ns = self.harness.namespace(cell.id, "diag") if cell.scope_set.installed_by else ""
+        # Probes never install: the diagnoses of one account and scope set share one namespace with its
+        # precondition replayed once per app (probe app and yours), and each other's probe answers.
+        ns = (
+            self.harness.namespace("diag", self.tag, cell.account.id, cell.scope_set.id)
+            if cell.scope_set.installed_by
+            else ""
+        )
         tally = [0]
         if matrix.spec.probe_app is None:
             return await self._search(cell, result, own, ns, tally)
@@ -74,19 +97,27 @@ class Diagnoser:
                     return await self._base_blocked(cell, result, plan, tally)
                 account_only = True
             base_probes = tally[0]  # the base probe is not part of the search
-            culprits, consistent = await binary_splitting(plan.droppable, blocked)
-            method = "binary-splitting"
+            if len(plan.droppable) <= SINGLES_UP_TO:
+                # Few candidates: each alone, all at once (within the group-testing bound, one round trip).
+                culprits, consistent = await one_at_a_time(plan.droppable, blocked)
+                method = "one-at-a-time"
+            else:
+                culprits, consistent = await binary_splitting(plan.droppable, blocked)
+                method = "binary-splitting"
+            if consistent and culprits:
+                proof = await asyncio.gather(blocked(culprits), passes_without(culprits))
+                consistent = all(proof)
             if not consistent:
                 method = "ddmin"
                 culprits = await ddmin(plan.droppable, passes_without)
             search = tally[0] - base_probes
             # Proof, not inference: the named set blocks, and the request without it installs.
-            if not culprits or not await blocked(culprits) or not await passes_without(culprits):
+            if not culprits or not all(await asyncio.gather(blocked(culprits), passes_without(culprits))):
                 raise Inconclusive("the probes contradict each other (no set both blocks and, left out, installs)")
             if account_only:
                 findings = [ScopeFinding(s, "account", products_needed(s)) for s in culprits]
             else:
-                findings = [await self._attribute(cell, scope, plan, ns, tally) for scope in culprits]
+                findings = list(await asyncio.gather(*(self._attribute(cell, s, plan, ns, tally) for s in culprits)))
         except Inconclusive as exc:
             return self._inconclusive(cell, plan, tally[0], str(exc))
         diagnosis = await self._explained(cell, result, plan, culprits, findings, method, search, ns, tally)
@@ -114,13 +145,16 @@ class Diagnoser:
         missing = list(result.missing_permissions)
         if not missing:
             missing = sorted({p for f in findings if f.level == "user" for p in CATALOG[f.scope].permissions})
-        remedies = [await self.remedies.optional(cell, culprits, ns, tally)]
+        account_scopes = [f.scope for f in findings if f.level == "account"]
+        optional, *past_tier = await asyncio.gather(
+            self.remedies.optional(cell, culprits, ns, tally),
+            *([self.remedies.past_tier(cell, account_scopes, plan, ns, tally)] if account_scopes else []),
+        )
+        remedies = [optional]
         for f in findings:
             if f.level == "account":
                 remedies.append(Remedy("upgrade_account", f"{cell.account.id} needs {f.hint} for {f.scope}.", None))
-        account_scopes = [f.scope for f in findings if f.level == "account"]
-        if account_scopes:
-            remedies.append(await self.remedies.past_tier(cell, account_scopes, plan, ns, tally))
+        remedies += past_tier
         if any(f.level == "user" for f in findings) and missing:
             remedies.append(Remedy("grant_permissions", f"Give {user}: {', '.join(missing)}.", None))
         summary = f"Blocked by {', '.join(culprits)} ({attribution}-level)"

@@ -3,12 +3,15 @@ What each probe must send (the probing app's settings), and every answer kept fo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scopematrix.flow import Harness, WalkPlan
+from scopematrix.flow import Harness, Walk, WalkPlan
 from scopematrix.matrix import AppEntry, AppScopes, Cell
 from scopematrix.model import Outcome
+from scopematrix.slots import PROBE, Slots
+from scopematrix.timeline import Timeline
 
 ProbeKey = tuple[str, int, str, str, frozenset[str], frozenset[str]]
 
@@ -23,12 +26,32 @@ class Inconclusive(Exception):
         )
 
 
-class ProbeCache:
-    """Probe results within a run, keyed by user, account, app, namespace and the exact scopes."""
+class Walks:
+    """The diagnosis's walks, each in a slot of the run's (`slots`: the engine's concurrency bound): a cell's
+    slot is free while its diagnosis waits, and probes of several denied cells fill the free slots."""
 
-    def __init__(self, harness: Harness) -> None:
+    def __init__(self, harness: Harness, slots: Slots | None = None, timeline: Timeline | None = None) -> None:
         self.harness = harness
+        self.slots = slots or Slots(1_000_000)  # none given: unbounded, as before slots existed
+        self.timeline = timeline or Timeline()
+
+    async def walk(self, plan: WalkPlan) -> Walk:
+        async with (
+            self.slots.slot(PROBE),
+            self.timeline.span("probe", f"{plan.user_id}@{plan.hub_id}: {' '.join(plan.scopes)}"),
+        ):
+            return await self.harness.walk(plan)
+
+
+class ProbeCache:
+    """Probe results within a run, keyed by user, account, app, namespace and the exact scopes. A probe in
+    flight is awaited, not repeated, by a diagnosis that needs the same answer."""
+
+    def __init__(self, harness: Harness, walks: Walks | None = None) -> None:
+        self.harness = harness
+        self.walks = walks or Walks(harness)
         self._cache: dict[ProbeKey, Outcome] = {}
+        self._flying: dict[ProbeKey, asyncio.Future[Outcome]] = {}
         self.count = 0
 
     async def outcome(
@@ -43,20 +66,30 @@ class ProbeCache:
     ) -> Outcome:
         key = (user, hub_id, app, namespace, frozenset(scopes), frozenset(optional))
         tally = tally if tally is not None else [0]
-        if key not in self._cache:
+        if key in self._cache:
+            return self._cache[key]
+        if key not in self._flying:
             plan = WalkPlan(user, hub_id, tuple(scopes), tuple(optional), namespace or None, app=app)
+            self._flying[key] = asyncio.ensure_future(self._answer(key, plan, tally))
+        try:
+            return await asyncio.shield(self._flying[key])
+        finally:
+            if self._flying.get(key) is not None and self._flying[key].done():
+                del self._flying[key]
+
+    async def _answer(self, key: ProbeKey, plan: WalkPlan, tally: list[int]) -> Outcome:
+        out = await self._run(plan, tally)
+        if out.installs != self._expected_by_monotonicity(key, out):
+            # It contradicts earlier probes: repeat once and keep the second answer.
             out = await self._run(plan, tally)
-            if out.installs != self._expected_by_monotonicity(key, out):
-                # It contradicts earlier probes: repeat once and keep the second answer.
-                out = await self._run(plan, tally)
-            self._cache[key] = out
-        return self._cache[key]
+        self._cache[key] = out
+        return out
 
     async def _run(self, plan: WalkPlan, tally: list[int]) -> Outcome:
         for _ in range(2):  # an infrastructure hiccup is retried once, like a cell
             self.count += 1
             tally[0] += 1
-            walk = await self.harness.walk(plan)
+            walk = await self.walks.walk(plan)
             if not walk.outcome.infrastructure:
                 return walk.outcome
         return walk.outcome
@@ -107,23 +140,32 @@ class ProbePlan:
 
 class Replays:
     """The cell's precondition (its installed_by user's install) made again inside the diagnosis namespace,
-    once per probing app, so that the probes see what the cell saw."""
+    once per namespace and probing app, so that the probes see what the cell saw. Diagnoses that share the
+    namespace (one per account and scope set) await the same replay; one that failed is made again."""
 
-    def __init__(self, harness: Harness) -> None:
+    def __init__(self, harness: Harness, walks: Walks | None = None) -> None:
         self.harness = harness
-        self._done: set[tuple[str, str]] = set()
+        self.walks = walks or Walks(harness)
+        self._done: dict[tuple[str, str], asyncio.Future[Walk]] = {}
+        self.count = 0
 
     async def ensure(self, cell: Cell, plan: ProbePlan, ns: str) -> None:
         installer = cell.scope_set.installed_by
-        if not ns or not installer or (ns, plan.app) in self._done:
+        if not ns or not installer:
             return
-        self._done.add((ns, plan.app))
-        replay = WalkPlan.for_cell(cell, installer, namespace=ns, approve=True, app=plan.app, exchange=False)
-        if plan.probe_app:
-            hub = cell.account.hub_id
-            replay = WalkPlan(installer, hub, (*plan.fixed, *plan.droppable), (), ns, approve=True, app=plan.app,
-                              exchange=False)  # fmt: skip
-        await self.harness.walk(replay)
+        key = (ns, plan.app)
+        if key not in self._done:
+            replay = WalkPlan.for_cell(cell, installer, namespace=ns, approve=True, app=plan.app, exchange=False)
+            if plan.probe_app:
+                hub = cell.account.hub_id
+                replay = WalkPlan(installer, hub, (*plan.fixed, *plan.droppable), (), ns, approve=True, app=plan.app,
+                                  exchange=False)  # fmt: skip
+            self.count += 1
+            self._done[key] = asyncio.ensure_future(self.walks.walk(replay))
+        task = self._done[key]
+        walk = await asyncio.shield(task)
+        if walk.outcome.infrastructure and self._done.get(key) is task:
+            del self._done[key]  # the next diagnosis of this namespace makes it afresh
 
     async def real_app(self, cell: Cell, ns: str) -> None:
         """The precondition with the cell's own app (for the probes that use it)."""

@@ -78,7 +78,7 @@ class Remedies:
         ns = self.harness.namespace(cell.id, "remedy-super-admin")
         hub, scopes, optional = cell.account.hub_id, tuple(cell.scope_set.scopes), tuple(cell.scope_set.optional)
         app = cell.scope_set.app or ""
-        first = await self.harness.walk(
+        first = await self.replays.walks.walk(
             WalkPlan.for_cell(cell, super_admin, namespace=ns, approve=True, exchange=False)
         )
         self.probes.count += 1

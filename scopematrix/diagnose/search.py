@@ -34,6 +34,16 @@ async def binary_splitting(items: Sequence[str], blocked: Test) -> tuple[list[st
     return culprits, consistent
 
 
+async def one_at_a_time(items: Sequence[str], blocked: Test) -> tuple[list[str], bool]:
+    """Each item alone, concurrently; assumes `items` as a whole is blocked. Consistent when some item blocks
+    on its own (a cause that needs two items together is left to ddmin)."""
+    import asyncio
+
+    answers = await asyncio.gather(*(blocked([item]) for item in items))
+    culprits = [item for item, bad in zip(items, answers, strict=True) if bad]
+    return culprits, bool(culprits)
+
+
 async def ddmin(items: Sequence[str], passes_without: Test) -> list[str]:
     """A 1-minimal removal set C with passes_without(C); assumes passes_without(items)."""
     c = list(items)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from scopematrix.slots import default_concurrency
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("scopematrix")
@@ -18,7 +20,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sm-account", action="append", default=[])
     g.addoption("--sm-scope-set", action="append", default=[])
     g.addoption("--sm-cells", default=None, help="JSON file listing the cell ids to run")
-    g.addoption("--sm-concurrency", type=int, default=4)
+    g.addoption("--sm-concurrency", type=int, default=default_concurrency())
     g.addoption("--sm-approve", action="store_true")
     g.addoption("--sm-no-diagnose", action="store_true")
     g.addoption("--sm-run-dir", default=None)

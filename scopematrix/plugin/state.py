@@ -18,6 +18,7 @@ from scopematrix.matrix import Cell, Matrix, load_matrix
 from scopematrix.plugin.diskfull import AllureWrites
 from scopematrix.preflight import check_browser
 from scopematrix.runs import read_ids
+from scopematrix.slots import default_concurrency
 from scopematrix.target import Target, live_target, load_env
 
 SUITE = Path(__file__).parents[1] / "suite" / "test_matrix.py"
@@ -162,7 +163,7 @@ def engine_for(config: pytest.Config, state: RunState | None = None, wait: bool 
                 remote_executable=opt(config, "sm_remote_executable"),
                 launch_timeout_ms=timeout * 1000,
             ),
-            concurrency=int(opt(config, "sm_concurrency", 4)),
+            concurrency=int(opt(config, "sm_concurrency", default_concurrency())),
             diagnose=not opt(config, "sm_no_diagnose"),
             sink=ResultSink(state.run_dir / f"results-{state.worker_id}.jsonl"),
             logins_per_minute=opt(config, "sm_logins_per_minute") or (6.0 if is_live else None),
