@@ -16,8 +16,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,10 +25,11 @@ from typing import Any
 
 from playwright.async_api import async_playwright
 
+from bench.arms import Arms, baseline_cells
 from bench.minimal import run_minimal
 from scopematrix.browser import CHROMIUM_ARGS, find_browser
 from scopematrix.engine import BrowserOptions, Engine
-from scopematrix.flow import FlowOptions, WalkPlan, authorize_url
+from scopematrix.flow import FlowOptions
 from scopematrix.matrix import Cell, Matrix, load_matrix
 from scopematrix.model import CellResult, Outcome
 from scopematrix.report.build import RunMeta, write_report
@@ -38,11 +37,12 @@ from scopematrix.simtarget import sim_target
 from scopematrix.simulator.app import SimulatorApp, create_app
 from scopematrix.simulator.scenario import load_scenario
 from scopematrix.simulator.server import SimServer
-from scopematrix.simulator.state import SimOptions
+from scopematrix.simulator.state import Fault, SimOptions
+from scopematrix.slots import default_concurrency
 from scopematrix.target import Target
 
 HERE = Path(__file__).parent
-DEFAULT_CONCURRENCY = 4  # scopematrix run's default
+DEFAULT_CONCURRENCY = default_concurrency()  # scopematrix run's default, given to every arm
 
 
 def tree_pss_mb(root: int) -> float:
@@ -88,13 +88,6 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def busy_seconds() -> float:
-    """Machine-wide non-idle CPU seconds so far (all cores, /proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def replicate(matrix: Matrix, times: int) -> Matrix:
@@ -208,53 +201,11 @@ def probes_vs_one_at_a_time(workdir: Path) -> dict[str, Any]:
     }
 
 
-ROOT = HERE.parent
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SCOPEMATRIX_", "PYTEST_"))}
-
-
-def baseline_cells(target: Target, cells: list[Cell]) -> list[dict[str, Any]]:
-    """What the hand-written arms get: each cell's authorize URL and its user's credentials."""
-    out = []
-    for c in cells:
-        creds = target.credentials[c.user.id]
-        url = authorize_url(target, WalkPlan.for_cell(c), True, "bench")
-        out.append({"id": c.id, "user": c.user.id, "app_url": target.app_url, "email": creds.email,
-                    "password": creds.password, "totp": creds.totp_secret, "url": url})  # fmt: skip
-    return out
-
-
-def timed_process(name: str, command: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Run one arm as its own process: wall seconds, machine-wide CPU seconds, and the load before it."""
-    load, busy, started = os.getloadavg()[0], busy_seconds(), time.perf_counter()
-    proc = subprocess.run(command, cwd=ROOT, env=env or CLEAN_ENV, capture_output=True, text=True, timeout=1200)
-    wall, cpu = time.perf_counter() - started, busy_seconds() - busy
-    if proc.returncode != 0:
-        raise SystemExit(
-            f"bench: the {name} arm failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
-        )
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "load_1m_before": round(load, 2)}
-
-
 def summary(samples: list[dict[str, float]]) -> dict[str, Any]:
     walls, cpus = [x["wall_s"] for x in samples], [x["cpu_s"] for x in samples]
     return {"runs": samples, "wall_median_s": round(statistics.median(walls), 2),
             "wall_spread_s": round(max(walls) - min(walls), 2),
             "cpu_median_s": round(statistics.median(cpus), 2)}  # fmt: skip
-
-
-def run_stats(reports: Path) -> dict[str, Any]:
-    """Navigations and logins, from the harness run's own results.json."""
-    doc = json.loads(next(reports.glob("run-*/results.json")).read_text())
-    cells = doc["cells"]
-    flows = [c["timings"].get("navigations", 0.0) for c in cells if c["outcome"] != "login_failed"]
-    logins = sum(c["timings"].get("logins", 0.0) for c in cells)  # every login of the run is on some record
-    login_navs = sum(c["timings"].get("login_navigations", 0.0) for c in cells)
-    denied = [c for c in cells if c["outcome"] in ("denied_account", "denied_permissions", "needs_approval")]
-    probes = [c["timings"].get("diagnosis_probes", 0.0) for c in denied]
-    return {"navigations_per_cell": round(sum(flows) / max(1, len(flows)), 3),
-            "navigations_per_login": round(login_navs / max(1.0, logins), 2),
-            "logins": int(logins), "users": len({c["user"] for c in cells}), "denied_cells": len(denied),
-            "probes": sum(probes)}  # fmt: skip
 
 
 def main() -> None:
@@ -288,68 +239,72 @@ def main() -> None:
     def step(name: str) -> None:
         print(f"... {name}", flush=True)
 
-    with SimServer(app) as server:
+    drift = create_app(scenario, SimOptions(test_support=True, latency_s=args.latency,
+                                            faults=[Fault("/oauth/authorize", "stuck-controls")]))  # fmt: skip
+    with SimServer(app) as server, SimServer(drift) as drifted:
         target = sim_target(matrix, scenario, server.url, matrix.users_needed(cells, diagnose=False))
         cells_file = workdir / "cells.json"
         cells_file.write_text(json.dumps(baseline_cells(target, cells)))
         selection = ["--account", "marketing-pro", *(a for s in scopes for a in ("--scope-set", s))]
+        arms_of = Arms(workdir, cells_file, selection, server.url, app, drifted.url, shell.executable_path or "",
+                       DEFAULT_CONCURRENCY)  # fmt: skip
 
-        def naive() -> dict[str, float]:
-            command = [sys.executable, "-m", "pytest", str(HERE / "naive" / "test_naive.py"), "-q", "-o", "addopts=",
-                       "-p", "no:cacheprovider", "--output", str(workdir / "naive-out"), "-W", "ignore"]  # fmt: skip
-            return timed_process("naive", command, dict(CLEAN_ENV, SCOPEMATRIX_BENCH_CELLS=str(cells_file)))
-
-        def tuned() -> dict[str, float]:
-            command = [sys.executable, "-m", "bench.tuned", str(cells_file), "--concurrency", str(DEFAULT_CONCURRENCY),
-                       "--browser", shell.executable_path or "", "--out", str(workdir / "tuned-out")]  # fmt: skip
-            return timed_process("tuned", command)
-
-        def default(diagnose: bool = False) -> tuple[dict[str, float], dict[str, Any]]:
-            reports = workdir / f"reports-{time.monotonic_ns()}"
-            command = [sys.executable, "-m", "scopematrix.cli", "run", *selection, "--target-url", server.url,
-                       "--reports", str(reports), *([] if diagnose else ["--no-diagnose"])]  # fmt: skip
-            app.responses = 0
-            timing = timed_process("default", command)
-            return dict(timing, responses=app.responses), run_stats(reports)
-
-        step("(b) arms interleaved: naive pytest-playwright, tuned async script, scopematrix run")
-        arms: dict[str, list[dict[str, float]]] = {"naive": [], "tuned": [], "default": []}
-        stats: dict[str, Any] = {}
+        step("(b) arms interleaved: naive pytest-playwright, tuned async script, scopematrix run without and with "
+             "diagnosis, scopematrix run on drifted markup")  # fmt: skip
+        arms: dict[str, list[dict[str, Any]]] = {k: [] for k in ("naive", "tuned", "default", "diagnosis", "drifted")}
+        stats: dict[str, list[dict[str, Any]]] = {"default": [], "diagnosis": [], "drifted": []}
         naive_rounds = {0, rounds - 1} if rounds > 1 else {0}  # the slow arm twice: first and last round
         for k in range(rounds):
-            ran = ["naive", "tuned", "default"] if k in naive_rounds else ["tuned", "default"]
             if k in naive_rounds:
-                arms["naive"].append(naive())
-            arms["tuned"].append(tuned())
-            timing, stats = default()
-            arms["default"].append(timing)
-            print(f"    round {k + 1}: " + ", ".join(f"{a} {arms[a][-1]['wall_s']} s" for a in ran), flush=True)
+                arms["naive"].append(arms_of.naive())
+            arms["tuned"].append(arms_of.tuned())
+            for name, run in (("default", lambda: arms_of.harness(False)), ("diagnosis", lambda: arms_of.harness(True)),
+                              ("drifted", arms_of.drifted)):  # fmt: skip
+                timing, stat = run()
+                arms[name].append(timing)
+                stats[name].append(stat)
+            print(f"    round {k + 1}: " + ", ".join(f"{a} {v[-1]['wall_s']} s" for a, v in arms.items() if len(v) > k
+                                                   or (a == "naive" and k in naive_rounds)), flush=True)  # fmt: skip
         arm = {name: summary(v) for name, v in arms.items()}
-        d_med, n_med, t_med = (arm[a]["wall_median_s"] for a in ("default", "naive", "tuned"))
+        med = {name: v["wall_median_s"] for name, v in arm.items()}
         results["b_arms"] = arm
-        results["b_naive_vs_default"] = {"naive_s": n_med, "default_s": d_med, "speedup": round(n_med / d_med, 2),
-                                         "target": ">= 8"}  # fmt: skip
-        results["i_tuned_vs_default"] = {"tuned_s": t_med, "default_s": d_med, "ratio": round(t_med / d_med, 3),
-                                         "target": ">= 1.0 (default at least as fast)"}  # fmt: skip
-        results["h_navigations"] = {**stats, "target": "<= 1.05 per cell, logins = users"}
+        results["diagnosis_over_no_diagnose_wall"] = round(med["diagnosis"] / med["default"], 3)
+        results["no_diagnose_over_tuned_wall"] = round(med["default"] / med["tuned"], 3)
+        results["drifted_over_normal_wall"] = round(med["drifted"] / med["default"], 3)
+        results["targets"] = {"diagnosis_over_no_diagnose_wall": "<= 1.3", "no_diagnose_over_tuned_wall": "<= 0.83",
+                              "drifted_over_normal_wall": "<= 2.0"}  # fmt: skip
+        results["b_naive_vs_default"] = {"naive_s": med["naive"], "default_s": med["default"],
+                                         "speedup": round(med["naive"] / med["default"], 2),
+                                         "speedup_with_diagnosis": round(med["naive"] / med["diagnosis"], 2),
+                                         "target": ">= 8 (diagnosis off)"}  # fmt: skip
+        last, diag, drift_stats = stats["default"][-1], stats["diagnosis"][-1], stats["drifted"][-1]
+        results["h_navigations"] = {**{k: v for k, v in last.items() if k not in ("diagnoses", "outcomes")},
+                                    "target": "<= 1.05 per cell, logins = users"}  # fmt: skip
+        results["timeline"] = {
+            "concurrency": DEFAULT_CONCURRENCY, "tuned_concurrency": DEFAULT_CONCURRENCY,
+            "idle_fraction_no_diagnose": last["idle_fraction"], "idle_fraction_diagnosis": diag["idle_fraction"],
+            "first_cell_at_s": last["first_cell_at_s"],
+        }  # fmt: skip
+        same = all(s["diagnoses"] == stats["diagnosis"][0]["diagnoses"] for s in stats["diagnosis"])
+        results["j_diagnosis"] = {
+            "denied_cells": diag["denied_cells"], "probes": diag["probes"], "probe_walks": diag["probe_walks"],
+            "probes_per_denied_cell": round(diag["probes"] / max(1, diag["denied_cells"]), 2),
+            "identical_diagnoses_every_round": same,
+            "outcomes_equal_to_no_diagnose": all(s["outcomes"] == last["outcomes"] for s in stats["diagnosis"]),
+        }  # fmt: skip
+        reached = [o for _, o in drift_stats["outcomes"] if o != "login_failed"]
+        results["k_drifted"] = {"cells_reaching_the_picker": len(reached),
+                                "unrecognized": sum(1 for o in reached if o == "unrecognized"), "exit": 4}  # fmt: skip
 
-        last = arms["default"][-1]
-        bound = last["responses"] * args.latency / DEFAULT_CONCURRENCY
+        responses = arms["default"][-1]["responses"]
+        bound = responses * args.latency / DEFAULT_CONCURRENCY
         cpu_bound = arm["default"]["cpu_median_s"] / (os.cpu_count() or 1)  # the machine can't go faster than its cores
         results["c_lower_bound"] = {
-            "responses": last["responses"], "bound_s": round(bound, 2), "wall_s": d_med,
-            "ratio": round(d_med / bound, 3), "cpu_busy_s": arm["default"]["cpu_median_s"],
-            "cpu_bound_s": round(cpu_bound, 2), "ratio_to_max_of_bounds": round(d_med / max(bound, cpu_bound), 3),
-            "target": "<= 1.5 x max(latency bound, CPU bound)",
-        }  # fmt: skip
-
-        step("(j) scopematrix run with diagnosis on")
-        diag_timing, diag = default(diagnose=True)
-        results["j_diagnosis"] = {
-            **diag_timing, "denied_cells": diag["denied_cells"], "probes": diag["probes"],
-            "probes_per_denied_cell": round(diag["probes"] / max(1, diag["denied_cells"]), 2),
-            "wall_vs_no_diagnosis": round(diag_timing["wall_s"] / d_med, 3),
-            "diagnosis_share_of_wall": round(1 - d_med / diag_timing["wall_s"], 3),
+            "responses": responses, "bound_s": round(bound, 2), "wall_s": med["default"],
+            "ratio": round(med["default"] / bound, 3), "cpu_busy_s": arm["default"]["cpu_median_s"],
+            "cpu_bound_s": round(cpu_bound, 2),
+            "ratio_to_max_of_bounds": round(med["default"] / max(bound, cpu_bound), 3),
+            "target": "<= 1.3 x max(latency bound, CPU bound)",
         }  # fmt: skip
 
         step("(a) harness vs minimal loop, serial, in one process")
@@ -391,20 +346,28 @@ def main() -> None:
 def print_table(r: dict[str, Any]) -> None:
     a, b, c, e, f, g = (r[k] for k in ("a_overhead", "b_naive_vs_default", "c_lower_bound", "e_probes", "f_report",
                                        "g_peak_memory_mb"))  # fmt: skip
-    arms, i, j, h = r["b_arms"], r["i_tuned_vs_default"], r["j_diagnosis"], r["h_navigations"]
+    arms, j, h, t, k = r["b_arms"], r["j_diagnosis"], r["h_navigations"], r["timeline"], r["k_drifted"]
     spread = "; ".join(f"{k} {v['wall_median_s']} s ±{v['wall_spread_s'] / 2:.2f} cpu {v['cpu_median_s']} s"
                        for k, v in arms.items())  # fmt: skip
+    targets = r["targets"]
     rows = [
         ("arms (median wall, half-spread, CPU)", spread, ""),
-        ("(b) default vs naive pytest-playwright",
-         f"{b['speedup']:.1f}x faster ({b['default_s']} s vs {b['naive_s']} s)", b["target"]),
-        ("(i) tuned async script / default", f"{i['ratio']:.2f} ({i['tuned_s']} s vs {i['default_s']} s)", i["target"]),
+        ("(b) no-diagnose vs naive pytest-playwright",
+         f"{b['speedup']:.1f}x faster ({b['default_s']} s vs {b['naive_s']} s); with diagnosis "
+         f"{b['speedup_with_diagnosis']:.1f}x", b["target"]),
+        ("(i) no-diagnose / tuned async script", f"{r['no_diagnose_over_tuned_wall']:.2f} (both at "
+         f"{t['concurrency']} contexts)", targets["no_diagnose_over_tuned_wall"]),
+        ("(j) diagnosis / no-diagnose", f"{r['diagnosis_over_no_diagnose_wall']:.2f}, {j['probes_per_denied_cell']} "
+         f"probes per denied cell, identical diagnoses every round: {j['identical_diagnoses_every_round']}",
+         targets["diagnosis_over_no_diagnose_wall"]),
+        ("(k) drifted markup / normal", f"{r['drifted_over_normal_wall']:.2f}, {k['unrecognized']} of "
+         f"{k['cells_reaching_the_picker']} cells unrecognized, exit 4", targets["drifted_over_normal_wall"]),
         ("(c) wall vs max(latency, CPU bound)", f"{c['ratio_to_max_of_bounds']:.2f}x (latency {c['bound_s']} s, "
          f"CPU {c['cpu_bound_s']} s, wall {c['wall_s']} s)", c["target"]),
+        ("timeline: idle slots; first cell", f"{t['idle_fraction_no_diagnose']:.0%} without diagnosis, "
+         f"{t['idle_fraction_diagnosis']:.0%} with; first cell at {t['first_cell_at_s']} s (the logins)", ""),
         ("(h) navigations per cell; logins / users", f"{h['navigations_per_cell']}; {h['logins']} / {h['users']}",
          h["target"]),
-        ("(j) diagnosis on", f"{j['wall_s']} s ({j['wall_vs_no_diagnosis']}x), {j['probes_per_denied_cell']} probes "
-         f"per denied cell, {j['diagnosis_share_of_wall']:.0%} of the run", ""),
         ("(a) overhead vs minimal loop, serial", f"{a['ratio']:.2f}x ({a['harness_s']} s vs {a['minimal_s']} s)",
          a["target"]),
         ("(e) search probes vs one at a time", f"{e['search_probes']} vs {e['one_at_a_time_probes']} "

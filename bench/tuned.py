@@ -1,8 +1,10 @@
 """The tuned arm: a hand-written async Playwright script, as a skilled engineer writes one in an afternoon.
 
 Every user logs in once (concurrently), then N contexts are in flight in one browser: open the authorize
-URL, wait for the heading, screenshot. Written from the hosted screens (the brief's selectors), not from
-scopematrix. `python -m bench.tuned CELLS.json --concurrency N --browser PATH --out DIR`.
+URL, wait for the heading, screenshot. A scope set installed first by another user (`installed_by`) is
+installed by that user once per account, before its cells: the same work scopematrix does. Written from the
+hosted screens (the brief's selectors and texts), not from scopematrix.
+`python -m bench.tuned CELLS.json --concurrency N --browser PATH --out DIR`.
 """
 
 from __future__ import annotations
@@ -44,12 +46,27 @@ async def run(cells: list[dict[str, Any]], concurrency: int, executable: str, ou
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=executable, args=FLAGS)
         first = {c["user"]: c for c in cells}
+        for c in cells:  # an installer who has no cells of their own logs in too
+            if c.get("installer") and c["installer"]["user"] not in first:
+                first[c["installer"]["user"]] = {**c, **c["installer"]}
 
         async def one_login(user: str) -> tuple[str, Any]:
             async with slots:
                 return user, await login(browser, first[user])
 
         states = dict(await asyncio.gather(*(one_login(u) for u in first)))
+
+        async def install(installer: dict[str, Any]) -> None:
+            async with slots:
+                context = await browser.new_context(storage_state=states[installer["user"]])
+                page = await context.new_page()
+                await page.goto(installer["url"])
+                async with page.expect_request(lambda r: r.url.startswith(installer["redirect_uri"])):
+                    await page.get_by_role("button", name="Connect app").click()
+                await context.close()
+
+        installs = {json.dumps(c["installer"], sort_keys=True): c["installer"] for c in cells if c.get("installer")}
+        await asyncio.gather(*(install(i) for i in installs.values()))
 
         async def one(n: int, cell: dict[str, Any]) -> None:
             async with slots:

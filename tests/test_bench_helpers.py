@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from bench.run import busy_seconds, replicate, synthetic, tree_pss_mb
+from bench.arms import busy_seconds
+from bench.run import replicate, synthetic, tree_pss_mb
 from scopematrix.matrix import load_matrix
 from scopematrix.model import Outcome
 
