@@ -19,6 +19,7 @@ import yaml
 from scopematrix.flow import WalkPlan, authorize_url
 from scopematrix.matrix import DEFAULT_MATRIX, Cell
 from scopematrix.simulator.app import SimulatorApp
+from scopematrix.simulator.scenario import DEFAULT_SCENARIO
 from scopematrix.target import Target
 from scopematrix.timeline import idle_fraction, read_spans
 
@@ -85,14 +86,19 @@ def run_stats(reports: Path, concurrency: int) -> dict[str, Any]:
             "probe_walks": sum(1 for s in spans if s.kind == "probe")}  # fmt: skip
 
 
-def drifted_matrix(workdir: Path) -> Path:
-    """The default matrix through the account picker, where the drifted control is (pinned URLs skip it)."""
+def drifted_files(workdir: Path) -> tuple[Path, Path]:
+    """The default matrix through the account picker, and a scenario whose picker is rows plus a confirm
+    button: the control the drifted markup never enables (pinned URLs and a picker of links skip it)."""
     doc = yaml.safe_load(DEFAULT_MATRIX.read_text())
     doc["pinned"] = False
     doc["baseline"] = None  # drifted cells are unrecognized by design: no expectation to compare with
-    path = workdir / "drifted-matrix.yaml"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    return path
+    matrix = workdir / "drifted-matrix.yaml"
+    matrix.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    world = yaml.safe_load(DEFAULT_SCENARIO.read_text())
+    world["switches"]["picker"] = "rows"
+    scenario = workdir / "drifted-scenario.yaml"
+    scenario.write_text(yaml.safe_dump(world, allow_unicode=True))
+    return matrix, scenario
 
 
 class Arms:
@@ -112,7 +118,7 @@ class Arms:
         self.workdir, self.cells_file, self.selection = workdir, cells_file, selection
         self.server_url, self.app, self.drifted_url = server_url, app, drifted_url
         self.browser, self.concurrency = browser, concurrency
-        self.drifted_matrix = drifted_matrix(workdir)
+        self.drifted_matrix, self.drifted_scenario = drifted_files(workdir)
 
     def naive(self) -> dict[str, Any]:
         command = [sys.executable, "-m", "pytest", str(HERE / "naive" / "test_naive.py"), "-q", "-o", "addopts=",
@@ -139,7 +145,7 @@ class Arms:
     def drifted(self) -> tuple[dict[str, Any], dict[str, Any]]:
         reports = self.workdir / f"reports-{time.monotonic_ns()}"
         command = [sys.executable, "-m", "scopematrix.cli", "run", *self.selection, "--matrix",
-                   str(self.drifted_matrix), "--target-url", self.drifted_url, "--reports", str(reports), "--quiet",
-                   "--no-diagnose"]  # fmt: skip
+                   str(self.drifted_matrix), "--scenario", str(self.drifted_scenario), "--target-url",
+                   self.drifted_url, "--reports", str(reports), "--quiet", "--no-diagnose"]  # fmt: skip
         timing = timed_process("drifted", command, ok=4)  # exit 4: unknown screens, the page objects need updating
         return timing, run_stats(reports, self.concurrency)

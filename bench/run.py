@@ -25,7 +25,7 @@ from typing import Any
 
 from playwright.async_api import async_playwright
 
-from bench.arms import Arms, baseline_cells
+from bench.arms import Arms, baseline_cells, drifted_files
 from bench.minimal import run_minimal
 from scopematrix.browser import CHROMIUM_ARGS, find_browser
 from scopematrix.engine import BrowserOptions, Engine
@@ -239,8 +239,9 @@ def main() -> None:
     def step(name: str) -> None:
         print(f"... {name}", flush=True)
 
-    drift = create_app(scenario, SimOptions(test_support=True, latency_s=args.latency,
-                                            faults=[Fault("/oauth/authorize", "stuck-controls")]))  # fmt: skip
+    _, drifted_scenario = drifted_files(workdir)
+    drift = create_app(load_scenario(drifted_scenario), SimOptions(test_support=True, latency_s=args.latency,
+                       faults=[Fault("/oauth/authorize", "stuck-controls")]))  # fmt: skip
     with SimServer(app) as server, SimServer(drift) as drifted:
         target = sim_target(matrix, scenario, server.url, matrix.users_needed(cells, diagnose=False))
         cells_file = workdir / "cells.json"
@@ -292,9 +293,14 @@ def main() -> None:
             "identical_diagnoses_every_round": same,
             "outcomes_equal_to_no_diagnose": all(s["outcomes"] == last["outcomes"] for s in stats["diagnosis"]),
         }  # fmt: skip
-        reached = [o for _, o in drift_stats["outcomes"] if o != "login_failed"]
+        # Refused before the account picker (a failed login, an install URL the app's settings refuse): those
+        # cells never meet the drifted control. Every other cell must be unrecognized, none an outage.
+        before = ("login_failed", "app_misconfigured")
+        reached = [o for _, o in drift_stats["outcomes"] if o not in before]
         results["k_drifted"] = {"cells_reaching_the_picker": len(reached),
-                                "unrecognized": sum(1 for o in reached if o == "unrecognized"), "exit": 4}  # fmt: skip
+                                "unrecognized": sum(1 for o in reached if o == "unrecognized"),
+                                "decided_before_the_picker": len(drift_stats["outcomes"]) - len(reached),
+                                "exit": 4}  # fmt: skip
 
         responses = arms["default"][-1]["responses"]
         bound = responses * args.latency / DEFAULT_CONCURRENCY

@@ -59,10 +59,15 @@ class CellRunner:
                 timings["precondition_s"] = round(time.monotonic() - t0, 3)
                 if pre.outcome.infrastructure:
                     # An outage during the precondition says nothing about this cell: infrastructure, retried.
-                    walk = Walk(Outcome.ERROR, heading=pre.heading, captures=pre.captures, html_path=pre.html_path)
-                    walk.error = walk.message = f"precondition: {installer_of(cell)}'s install failed: {pre.message}"
+                    # A screen no page object knows there is one: the cell can't be decided until they learn it.
+                    walk = Walk(pre.outcome, heading=pre.heading, captures=pre.captures, html_path=pre.html_path,
+                                drift=pre.drift)  # fmt: skip
+                    walk.message = f"precondition: {installer_of(cell)}'s install failed: {pre.message}"
+                    walk.error = walk.message if pre.outcome is Outcome.ERROR else ""
                     if plan.approve:
                         await self.namespaces.reset(ns)
+                    if walk.drift:
+                        break
                     continue
                 if not pre.outcome.installs:
                     note = f"precondition: {installer_of(cell)} could not install ({pre.outcome.value}). "
@@ -72,8 +77,8 @@ class CellRunner:
             timings["navigations"] = float(walk.navigations)
             if plan.approve:
                 await self.namespaces.reset(ns)  # installs left state in this cell's namespace; a look leaves none
-            if not walk.outcome.infrastructure:
-                break
+            if not walk.outcome.infrastructure or walk.drift:
+                break  # a decision, or UI drift: a second attempt would meet the same control
         url = authorize_url(self.walker.target, WalkPlan.for_cell(cell), self.options.pinned, "REDACTED")
         trace = attempt_folder(self.run_dir, cell.id, attempts) / "trace.zip"
         return dataclasses.replace(

@@ -46,6 +46,8 @@ class Walk:
     html_path: str = ""
     needs_login: bool = False
     navigations: int = 0  # main-frame document requests, redirects included
+    # A known screen whose control our page object can't use (UI drift): another attempt would meet it again.
+    drift: bool = False
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,7 @@ class Walker:
                     Outcome.UNRECOGNIZED,
                     f"cannot act on the {screen_of(obj).value} screen: {exc}",
                 )
+                walk.drift = True
             break
         else:
             walk.outcome, walk.message = Outcome.UNRECOGNIZED, "too many screens without a decision"
