@@ -26,7 +26,7 @@ from scopematrix.errors import UsageError
 from scopematrix.flow import FlowOptions, Harness, LoginFailure
 from scopematrix.matrix import Cell, Matrix
 from scopematrix.model import CellResult, validation_reason
-from scopematrix.slots import CELL, Slots
+from scopematrix.slots import CELL, CELL_FIRST, Slots
 from scopematrix.target import Target
 from scopematrix.timeline import Timeline
 
@@ -233,7 +233,8 @@ class Engine:
             else:
                 await self.harness.login(user)
         expected = expectation.outcome if expectation else None
-        async with self._sem.slot(CELL), self.timeline.span("cell", cell.id):
+        early = self.diagnose and expectation is not None and expectation.outcome.blocked
+        async with self._sem.slot(CELL_FIRST if early else CELL), self.timeline.span("cell", cell.id):
             try:
                 result = await self.harness.run_cell(cell, expected, expectation.reason if expectation else "")
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, the cell gets a result

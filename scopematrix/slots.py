@@ -9,7 +9,10 @@ import heapq
 import itertools
 from collections.abc import AsyncIterator
 
-PROBE, CELL = 0, 1  # lower goes first
+# Lower goes first: a probe of a denial already seen, then a cell the baseline expects to be refused (its
+# diagnosis can start early and overlap the other cells; the expectation orders the work, it decides nothing),
+# then any other cell.
+PROBE, CELL_FIRST, CELL = 0, 1, 2
 
 
 def default_concurrency() -> int:

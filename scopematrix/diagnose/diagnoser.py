@@ -104,13 +104,14 @@ class Diagnoser:
             else:
                 culprits, consistent = await binary_splitting(plan.droppable, blocked)
                 method = "binary-splitting"
+            search = tally[0] - base_probes  # the proof below is not part of the search, unless it sends ddmin
             if consistent and culprits:
                 proof = await asyncio.gather(blocked(culprits), passes_without(culprits))
                 consistent = all(proof)
             if not consistent:
                 method = "ddmin"
                 culprits = await ddmin(plan.droppable, passes_without)
-            search = tally[0] - base_probes
+                search = tally[0] - base_probes
             # Proof, not inference: the named set blocks, and the request without it installs.
             if not culprits or not all(await asyncio.gather(blocked(culprits), passes_without(culprits))):
                 raise Inconclusive("the probes contradict each other (no set both blocks and, left out, installs)")
