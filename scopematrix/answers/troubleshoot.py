@@ -83,7 +83,7 @@ def build_page(results: Sequence[CellResult], meta: RunMeta) -> Page:
     return Page(
         apps=", ".join(sorted({r.app_name for r in cells if r.app_name})) or meta.app,
         measured_on="HubSpot" if meta.target == "live" else "scopematrix's HubSpot simulator (not real HubSpot)",
-        measured_at=meta.started_at[:10], sections=list(sections.values()), texts=_texts(cells, results),
+        measured_at=meta.started_at[:10], sections=list(sections.values()), texts=_texts(cells),
     )  # fmt: skip
 
 
@@ -96,7 +96,7 @@ def _fixes(fixes: list[Fix]) -> list[Fix]:
     return sorted(unique.values(), key=lambda f: not f.verified)
 
 
-def _texts(cells: Sequence[CellResult], results: Sequence[CellResult]) -> list[HubSpotText]:
+def _texts(cells: Sequence[CellResult]) -> list[HubSpotText]:
     """Each text HubSpot showed on a refusal, with what it meant in the cells that showed it: one text can
     mean several things, which is why the cases above are the place to find the fix."""
     from scopematrix.answers.explain import hubspot_text, reason_of

@@ -147,7 +147,6 @@ class Replays:
         self.harness = harness
         self.walks = walks or Walks(harness)
         self._done: dict[tuple[str, str], asyncio.Future[Walk]] = {}
-        self.count = 0
 
     async def ensure(self, cell: Cell, plan: ProbePlan, ns: str) -> None:
         installer = cell.scope_set.installed_by
@@ -160,7 +159,6 @@ class Replays:
                 hub = cell.account.hub_id
                 replay = WalkPlan(installer, hub, (*plan.fixed, *plan.droppable), (), ns, approve=True, app=plan.app,
                                   exchange=False)  # fmt: skip
-            self.count += 1
             self._done[key] = asyncio.ensure_future(self.walks.walk(replay))
         task = self._done[key]
         walk = await asyncio.shield(task)
