@@ -46,6 +46,8 @@ def test_explain_answers_every_tested_role_and_products_as_the_cells_say(default
                 assert any("install" in f.text and "first" in f.text and f.verified for f in variant.fixes)
             checked += 1
     assert checked == len(results) == 105
+    seed = explain(results, "super_admin", {}, app="seed app")  # the app's name, as support hears it
+    assert seed.tested and {o.app for o in seed.options} == {"Seed App"}
 
 
 def test_explain_says_not_tested_and_names_the_nearest_measured_cells(default_run: Path) -> None:

@@ -120,7 +120,7 @@ def explain(
 
 
 def _wanted(r: CellResult, app: str, option: str) -> bool:
-    ok_app = not app or app.lower() in (r.app_name.lower(), r.scope_set.split("/")[0].lower())
+    ok_app = not app or app.lower() == r.app_name.lower()
     ok_option = not option or option.lower() in (r.scope_set.lower(), option_of(r).lower())
     return ok_app and ok_option
 
@@ -202,7 +202,7 @@ def fixes_of(r: CellResult, pool: Sequence[CellResult]) -> list[Fix]:
 
 def _measured_alternatives(r: CellResult, pool: Sequence[CellResult]) -> list[Fix]:
     """Other cells of the same install option that install: another account's products, another kind of user."""
-    same = [o for o in pool if o.scope_set == r.scope_set and o.outcome.installs and o.installed_by == r.installed_by]
+    same = [o for o in pool if o.scope_set == r.scope_set and o.outcome.installs]
     out: list[Fix] = []
     fault = fault_of(r)
     if fault == "account":

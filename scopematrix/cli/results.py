@@ -150,7 +150,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def _absent_shards(runs: list[Path]) -> list[tuple[str, list[str]]]:
     """The shards (as "i/N") that the shard files say exist but that were not given, with their cells."""
-    from scopematrix.runs import read_ids, read_shard
+    from scopematrix.runs import PLAN, read_ids, read_shard
 
     infos = {run: info for run in runs if (info := read_shard(run)) is not None}
     if not infos:
@@ -161,7 +161,7 @@ def _absent_shards(runs: list[Path]) -> list[tuple[str, list[str]]]:
                          "merge the shards of one 'scopematrix run --shard i/N' series.")  # fmt: skip
     of, whole = next(iter(plans))
     given = {i.index for i in infos.values()}
-    covered = {cid for run in infos if (run / "plan.json").is_file() for cid in read_ids(run / "plan.json")}
+    covered = {cid for run in infos if (run / PLAN).is_file() for cid in read_ids(run / PLAN)}
     left = [cid for cid in whole if cid not in covered]
     absent = [f"{i}/{of}" for i in range(1, of + 1) if i not in given]
     return [(", ".join(absent), left)] if absent and left else []

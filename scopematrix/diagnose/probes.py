@@ -161,9 +161,17 @@ class Replays:
                                   exchange=False)  # fmt: skip
             self._done[key] = asyncio.ensure_future(self.walks.walk(replay))
         task = self._done[key]
-        walk = await asyncio.shield(task)
-        if walk.outcome.infrastructure and self._done.get(key) is task:
-            del self._done[key]  # the next diagnosis of this namespace makes it afresh
+        try:
+            walk = await asyncio.shield(task)
+        except Exception:
+            self._forget(key, task)  # a replay that raised is made afresh by the next diagnosis, not re-raised
+            raise
+        if walk.outcome.infrastructure:
+            self._forget(key, task)  # the next diagnosis of this namespace makes it afresh
+
+    def _forget(self, key: tuple[str, str], task: asyncio.Future[Walk]) -> None:
+        if self._done.get(key) is task:
+            del self._done[key]
 
     async def real_app(self, cell: Cell, ns: str) -> None:
         """The precondition with the cell's own app (for the probes that use it)."""
