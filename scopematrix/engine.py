@@ -227,10 +227,8 @@ class Engine:
         expectation = self.matrix.expectation(cell.id)
         # Log in before taking a cell's slot: a slot held while waiting for a login is a slot wasted.
         for user in dict.fromkeys(u for u in (cell.scope_set.installed_by, cell.user.id) if u):
-            if self.harness.sessions.known(user) is None:
-                async with self.timeline.span("login", user):
-                    await self.harness.login(user)
-            else:
+            first = self.harness.sessions.known(user) is None  # (a login already made is not on the timeline)
+            async with self.timeline.span("login", user) if first else contextlib.nullcontext():
                 await self.harness.login(user)
         expected = expectation.outcome if expectation else None
         early = self.diagnose and expectation is not None and expectation.outcome.blocked
