@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,43 @@ def test_a_shared_install_lost_to_an_outage_is_made_afresh_by_the_next_attempt(t
         assert result.outcome is expected_outcome(scenario, cell, MATRIX), result
     assert app.options.faults[0].times == 0 and decisions.posts == 1  # the outage took one; one made afresh
     assert any(r.attempts == 2 for r in results)  # the cells that waited for the failed one were retried
+
+
+def test_a_diagnosis_walk_reads_only_what_decides_its_outcome(tmp_path, scenario):
+    """A probe keeps its outcome only, so it reads no message, no missing permissions and (with no optional
+    scope, which alone can make consent partial) no scope list; its outcome is the one a cell's walk gets."""
+    import asyncio
+
+    from scopematrix.flow import WalkPlan
+
+    choice = find_browser(headless=True)
+    assert choice is not None
+    cells = pick("admin-no-marketplace@marketing-pro/crm-read", "admin-marketplace@marketing-pro/deals-owners")
+    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
+        target = sim_target(MATRIX, scenario, server.url, MATRIX.users_needed(cells))
+        engine = Engine(target=target, matrix=MATRIX, run_dir=tmp_path, run_id="t", flow=FlowOptions(grace_s=2.0),
+                        browser=BrowserOptions(choice.executable_path), concurrency=2, diagnose=False,
+                        sink=None)  # fmt: skip
+        engine.start()
+        try:
+            harness = engine.harness
+            assert harness is not None
+
+            def walk(plan: WalkPlan):
+                return asyncio.run_coroutine_threadsafe(harness.walk(plan), engine._loop).result(60)
+
+            denied, partial = (WalkPlan.for_cell(c) for c in cells)
+            full, probe = walk(denied), walk(dataclasses.replace(denied, outcome_only=True))
+            assert full.outcome is probe.outcome is Outcome.DENIED_PERMISSIONS
+            assert full.message and full.heading and not probe.message and not probe.heading
+            assert not probe.missing_permissions and not probe.captures
+            # Optional scopes: the list is read, since only it can say the install would be partial.
+            full, probe = walk(partial), walk(dataclasses.replace(partial, outcome_only=True))
+            assert full.outcome is probe.outcome is Outcome.GRANTED_PARTIAL and probe.offered == full.offered
+            # None: the outcome is the same, and the list is left unread.
+            plain = dataclasses.replace(partial, optional=())
+            full, probe = walk(plain), walk(dataclasses.replace(plain, outcome_only=True))
+            assert full.outcome is probe.outcome is Outcome.GRANTED and full.offered and probe.offered is None
+        finally:
+            engine.stop()
+

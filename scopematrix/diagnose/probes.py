@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scopematrix.flow import Harness, Walk, WalkPlan
 from scopematrix.matrix import AppEntry, AppScopes, Cell
@@ -36,6 +36,7 @@ class Walks:
         self.timeline = timeline or Timeline()
 
     async def walk(self, plan: WalkPlan) -> Walk:
+        plan = replace(plan, outcome_only=True)  # a diagnosis keeps outcomes only
         async with (
             self.slots.slot(PROBE),
             self.timeline.span("probe", f"{plan.user_id}@{plan.hub_id}: {' '.join(plan.scopes)}"),

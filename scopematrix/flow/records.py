@@ -70,6 +70,9 @@ class WalkPlan:
     # After "Connect app": exchange the code and read the granted scopes. A precondition install needs
     # only HubSpot's approval (the redirect with the state it sent), not tokens.
     exchange: bool = True
+    # A diagnosis walk: only its outcome is kept, so only what decides the outcome is read (no message, no
+    # missing permissions, no scope list unless optional scopes make it partial). Cells read everything.
+    outcome_only: bool = False
 
     @classmethod
     def for_cell(cls, cell: Cell, user_id: str | None = None, **options: Any) -> WalkPlan:

@@ -216,7 +216,8 @@ class Walker:
             walk.message = walk.error = (f"a screen served by {self.redact(where)}, not a configured HubSpot "
                                          f"origin: {self.redact(page.url.split('?')[0])}")  # fmt: skip
             return True
-        walk.heading = self.redact(await obj.heading_text()) if obj is not None else ""
+        full = not plan.outcome_only
+        walk.heading = self.redact(await obj.heading_text()) if obj is not None and full else ""
         if obj is None:
             outage = watch.outage()
             if outage is not None:
@@ -230,17 +231,19 @@ class Walker:
         elif isinstance(obj, AccountPickerPage):
             return False
         elif isinstance(obj, ConsentPage):
-            walk.offered = await obj.scopes_shown(("oauth", *plan.scopes), plan.optional)
+            if full or plan.optional:  # with no optional scope, the list can't make the outcome partial
+                walk.offered = await obj.scopes_shown(("oauth", *plan.scopes), plan.optional)
             walk.outcome = consent_outcome(walk.offered, plan.optional)
         elif isinstance(obj, ConnectionErrorPage):
-            walk.message = self.redact(await obj.message())
+            walk.message = self.redact(await obj.message()) if full else ""
             walk.outcome = classify_error(await obj.cause())
         elif isinstance(obj, PermissionDeniedPage):
-            walk.message = self.redact(await obj.message() or await obj.heading_text())
-            walk.missing_permissions = tuple(self.redact(p) for p in await obj.missing_permissions())
+            if full:
+                walk.message = self.redact(await obj.message() or await obj.heading_text())
+                walk.missing_permissions = tuple(self.redact(p) for p in await obj.missing_permissions())
             walk.outcome = Outcome.DENIED_PERMISSIONS
         elif isinstance(obj, ApprovalNeededPage):
-            walk.message = self.redact(await obj.message())
+            walk.message = self.redact(await obj.message()) if full else ""
             walk.outcome = Outcome.NEEDS_APPROVAL
         else:
             walk.outcome, walk.message = Outcome.UNRECOGNIZED, f"unexpected screen: {obj.SCREEN.value}"
