@@ -26,7 +26,7 @@ from scopematrix.errors import UsageError
 from scopematrix.flow import FlowOptions, Harness, LoginFailure
 from scopematrix.matrix import Cell, Matrix
 from scopematrix.model import CellResult, validation_reason
-from scopematrix.slots import CELL, CELL_FIRST, Slots
+from scopematrix.slots import CELL, CELL_CHAIN_FIRST, CELL_FIRST, Slots
 from scopematrix.target import Target
 from scopematrix.timeline import Timeline
 
@@ -232,7 +232,8 @@ class Engine:
                 await self.harness.login(user)
         expected = expectation.outcome if expectation else None
         early = self.diagnose and expectation is not None and expectation.outcome.blocked
-        async with self._sem.slot(CELL_FIRST if early else CELL), self.timeline.span("cell", cell.id):
+        priority = (CELL_CHAIN_FIRST if cell.scope_set.installed_by else CELL_FIRST) if early else CELL
+        async with self._sem.slot(priority), self.timeline.span("cell", cell.id):
             try:
                 result = await self.harness.run_cell(cell, expected, expectation.reason if expectation else "")
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, the cell gets a result

@@ -1,5 +1,5 @@
-"""The run's browser-context slots (`--concurrency`), handed out by priority: a probe of a denial already
-seen goes before a cell not yet started, so a diagnosis runs while the cells do instead of after them."""
+"""The run's browser-context slots (`--concurrency`), handed out by priority: the longest chain of work
+first, so that a diagnosis runs while the cells do instead of after them."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import heapq
 import itertools
 from collections.abc import AsyncIterator
 
-# Lower goes first: a probe of a denial already seen, then a cell the baseline expects to be refused (its
-# diagnosis can start early and overlap the other cells; the expectation orders the work, it decides nothing),
-# then any other cell.
-PROBE, CELL_FIRST, CELL = 0, 1, 2
+# Lower goes first, the longest chain of walks first (list scheduling on the critical path):
+# - a cell the baseline expects to be refused whose scope set needs a precondition install (the install, the
+#   cell, then a diagnosis that replays the install in its namespace);
+# - another cell the baseline expects to be refused (the cell, then its diagnosis);
+# - a probe of a diagnosis under way;
+# - any other cell.
+# The expectation orders the work, it decides nothing.
+CELL_CHAIN_FIRST, CELL_FIRST, PROBE, CELL = 0, 1, 2, 3
 
 
 def default_concurrency() -> int:

@@ -68,3 +68,29 @@ def test_the_timeline_idle_fraction_counts_the_slots_no_cell_or_probe_used():
     # 2 slots x 4 s = 8 slot-seconds; cells and the probe used 5 of them (the login phase left both idle)
     assert idle_fraction(spans, 2) == round(1 - 5 / 8, 3)
     assert idle_fraction([Span("login", "u", 0.0, 1.0)], 2) == 0.0
+
+
+def test_slots_serve_the_longest_chain_of_work_first():
+    """A refused cell with a precondition (install, cell, diagnosis), then another expected refusal, then a
+    probe of a diagnosis under way, then any other cell; the same priority in the order asked."""
+    import asyncio
+
+    from scopematrix.slots import CELL, CELL_CHAIN_FIRST, CELL_FIRST, PROBE, Slots
+
+    async def scenario() -> list[str]:
+        slots, order = Slots(1), []
+
+        async def job(name: str, priority: int) -> None:
+            async with slots.slot(priority):
+                order.append(name)
+                await asyncio.sleep(0.001)
+
+        holder = asyncio.create_task(job("holder", CELL))
+        await asyncio.sleep(0)
+        queued = [("cell", CELL), ("probe", PROBE), ("first", CELL_FIRST), ("chain", CELL_CHAIN_FIRST),
+                  ("probe2", PROBE), ("chain2", CELL_CHAIN_FIRST)]  # fmt: skip
+        tasks = [asyncio.create_task(job(n, p)) for n, p in queued]
+        await asyncio.gather(holder, *tasks)
+        return order
+
+    assert asyncio.run(scenario()) == ["holder", "chain", "chain2", "first", "probe", "probe2", "cell"]
