@@ -279,3 +279,20 @@ def test_a_diagnosis_walk_reads_only_what_decides_its_outcome(tmp_path, scenario
         finally:
             engine.stop()
 
+
+def test_a_super_admin_first_install_is_made_once_for_every_user_it_may_help(tmp_path, scenario):
+    """Two users refused the same scope set for a missing installer right: the super admin's first install is
+    made once, in a namespace the two remedies share (their probes only look at consent), and each remedy
+    says what happened to its own user afterwards."""
+    app = create_app(scenario, SimOptions(test_support=True))
+    decisions = ConsentDecisions(app)
+    cells = pick("restricted@marketing-pro/crm-read", "admin-no-marketplace@marketing-pro/crm-read")
+    results, _, _ = run_cells(scenario, cells, tmp_path, app=app)
+    assert decisions.posts == 1  # the one install of the two remedies (crm-read has no precondition)
+    for cell, result in zip(cells, results, strict=True):
+        assert result.diagnosis is not None and result.diagnosis.attribution == "installer", result.diagnosis
+        fix = next(r for r in result.diagnosis.remedies if r.kind == "super_admin_first")
+        # The matrix's crm-after-super-admin is crm-read after the super admin's install: the oracle's answer.
+        (after,) = pick(f"{cell.user.id}@marketing-pro/crm-after-super-admin")
+        assert fix.verified is expected_outcome(scenario, after, MATRIX).installs, fix
+        assert cell.user.id in fix.summary

@@ -36,8 +36,8 @@ class Diagnoser:
         walks = Walks(harness, slots, timeline)
         self.probes = probes or ProbeCache(harness, walks)
         self.replays = Replays(harness, walks)
-        self.remedies = Remedies(harness, self.probes, self.replays, verify_installs)
         self.tag = secrets.token_hex(4)  # under xdist each worker's diagnoses replay in namespaces of their own
+        self.remedies = Remedies(harness, self.probes, self.replays, verify_installs, self.tag)
 
     async def diagnose(self, cell: Cell, result: CellResult) -> Diagnosis:
         """Search with the probe app where one is configured (any subset is a valid URL there), then confirm

@@ -140,37 +140,44 @@ class ProbePlan:
 
 
 class Replays:
-    """The cell's precondition (its installed_by user's install) made again inside the diagnosis namespace,
-    once per namespace and probing app, so that the probes see what the cell saw. Diagnoses that share the
-    namespace (one per account and scope set) await the same replay; one that failed is made again."""
+    """Installs that the diagnoses' probes need made first, each once per namespace: the cell's precondition
+    (its installed_by user's install) made again inside the diagnosis namespace, once per probing app, so that
+    the probes see what the cell saw; a super admin's first install that several users' remedies share.
+    Diagnoses that need the same install await the same walk; one that failed is made again."""
 
     def __init__(self, harness: Harness, walks: Walks | None = None) -> None:
         self.harness = harness
         self.walks = walks or Walks(harness)
-        self._done: dict[tuple[str, str], asyncio.Future[Walk]] = {}
+        self._done: dict[WalkPlan, asyncio.Future[Walk]] = {}
 
     async def ensure(self, cell: Cell, plan: ProbePlan, ns: str) -> None:
         installer = cell.scope_set.installed_by
         if not ns or not installer:
             return
-        key = (ns, plan.app)
-        if key not in self._done:
-            replay = WalkPlan.for_cell(cell, installer, namespace=ns, approve=True, app=plan.app, exchange=False)
-            if plan.probe_app:
-                hub = cell.account.hub_id
-                replay = WalkPlan(installer, hub, (*plan.fixed, *plan.droppable), (), ns, approve=True, app=plan.app,
-                                  exchange=False)  # fmt: skip
-            self._done[key] = asyncio.ensure_future(self.walks.walk(replay))
-        task = self._done[key]
+        replay = WalkPlan.for_cell(cell, installer, namespace=ns, approve=True, app=plan.app, exchange=False)
+        if plan.probe_app:
+            hub = cell.account.hub_id
+            replay = WalkPlan(installer, hub, (*plan.fixed, *plan.droppable), (), ns, approve=True, app=plan.app,
+                              exchange=False)  # fmt: skip
+        await self.made(replay)
+
+    async def made(self, install: WalkPlan, tally: list[int] | None = None) -> Walk:
+        """The install's walk, made once (its namespace is in the plan); counted in `tally` by whoever makes it."""
+        if install not in self._done:
+            self._done[install] = asyncio.ensure_future(self.walks.walk(install))
+            if tally is not None:
+                tally[0] += 1
+        task = self._done[install]
         try:
             walk = await asyncio.shield(task)
         except Exception:
-            self._forget(key, task)  # a replay that raised is made afresh by the next diagnosis, not re-raised
+            self._forget(install, task)  # a replay that raised is made afresh by the next diagnosis, not re-raised
             raise
         if walk.outcome.infrastructure:
-            self._forget(key, task)  # the next diagnosis of this namespace makes it afresh
+            self._forget(install, task)  # the next diagnosis that needs it makes it afresh
+        return walk
 
-    def _forget(self, key: tuple[str, str], task: asyncio.Future[Walk]) -> None:
+    def _forget(self, key: WalkPlan, task: asyncio.Future[Walk]) -> None:
         if self._done.get(key) is task:
             del self._done[key]
 

@@ -10,8 +10,11 @@ from scopematrix.model import Remedy
 
 
 class Remedies:
-    def __init__(self, harness: Harness, probes: ProbeCache, replays: Replays, verify_installs: bool) -> None:
+    def __init__(
+        self, harness: Harness, probes: ProbeCache, replays: Replays, verify_installs: bool, tag: str = ""
+    ) -> None:
         self.harness = harness
+        self.tag = tag  # (the diagnoser's: under xdist each worker's remedies install in namespaces of their own)
         self.probes = probes
         self.replays = replays
         # Remedies that install (a super admin's first install) run only where that is harmless.
@@ -75,14 +78,17 @@ class Remedies:
             return Remedy(
                 "super_admin_first", f"Have {super_admin} install first (not probed: it would install).", None
             )
-        ns = self.harness.namespace(cell.id, "remedy-super-admin")
+        # The super admin's install is the same for every user refused this scope set in this account: made
+        # once, in a namespace of its own, where each user's probe (which never installs) looks at consent.
+        ns = self.harness.namespace("remedy-super-admin", self.tag, cell.account.id, cell.scope_set.id, super_admin)
         hub, scopes, optional = cell.account.hub_id, tuple(cell.scope_set.scopes), tuple(cell.scope_set.optional)
         app = cell.scope_set.app or ""
-        first = await self.replays.walks.walk(
-            WalkPlan.for_cell(cell, super_admin, namespace=ns, approve=True, exchange=False)
+        made = [0]
+        first = await self.replays.made(
+            WalkPlan.for_cell(cell, super_admin, namespace=ns, approve=True, exchange=False), made
         )
-        self.probes.count += 1
-        tally[0] += 1
+        self.probes.count += made[0]
+        tally[0] += made[0]
         if not first.outcome.installs:
             return Remedy(
                 "super_admin_first",
@@ -91,7 +97,6 @@ class Remedies:
                 first.outcome,
             )
         out = await self.probes.outcome(cell.user.id, hub, scopes, optional, ns, tally, app)
-        await self.harness.reset(ns)
         verdict = "then passes" if out.installs else f"still ends in {out.value}"
         return Remedy(
             "super_admin_first", f"After {super_admin} installs first, {cell.user.id} {verdict}.", out.installs, out

@@ -87,10 +87,8 @@ class Harness:
         return await self.walker.walk(plan)
 
     def namespace(self, *parts: str) -> str:
-        return self.namespaces.name(*parts)
-
-    async def reset(self, namespace: str) -> None:
-        await self.namespaces.reset(namespace)
+        """A namespace that the diagnoses share until the harness closes."""
+        return self.namespaces.shared(*parts)
 
     async def run_cell(self, cell: Cell, expected: Outcome | None = None, reason: str = "") -> CellResult:
         return await self.cells.run(cell, expected, reason)
@@ -102,6 +100,6 @@ class Harness:
         for name in LOGGERS:
             logging.getLogger(name).removeFilter(self._log_filter)
         self.sessions.pool.forget()  # their contexts close with the browser, all at once
-        await self.installs.close()
+        await self.namespaces.close()
         await self.tokens.close()
         await self.contexts.close()

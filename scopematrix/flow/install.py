@@ -75,9 +75,21 @@ class Namespaces:
         self.target = target
         self.run_id = run_id
         self.http = http
+        self._shared: list[str] = []
 
     def name(self, *parts: str) -> str:
         return "/".join((self.run_id, *parts))
+
+    def shared(self, *parts: str) -> str:
+        """A namespace whose installs several walks share, until the harness closes (then it is reset)."""
+        ns = self.name(*parts)
+        if ns not in self._shared:
+            self._shared.append(ns)
+        return ns
+
+    async def close(self) -> None:
+        for ns in self._shared:
+            await self.reset(ns)
 
     async def reset(self, namespace: str) -> None:
         if self.target.isolation:
@@ -100,14 +112,14 @@ class SharedInstalls:
         self.walk = walk
         self.tag = tag  # under xdist each worker's harness installs for its own cells
         self._installs: dict[Key, tuple[str, asyncio.Task[Walk]]] = {}  # key: namespace, install
-        self._made: list[str] = []
+        self._made = 0
 
     async def get(self, cell: Cell) -> tuple[str, Walk]:
         """The namespace the install is in, and its walk."""
         key = (cell.account.id, cell.scope_set.id)
         if key not in self._installs:
-            ns = self.namespaces.name("install", self.tag, *key, str(len(self._made)))
-            self._made.append(ns)
+            ns = self.namespaces.shared("install", self.tag, *key, str(self._made))  # (afresh after a failure)
+            self._made += 1
             plan = WalkPlan.for_cell(cell, cell.scope_set.installed_by, namespace=ns, approve=True, exchange=False)
             self._installs[key] = (ns, asyncio.ensure_future(self.walk(plan)))
         entry = ns, task = self._installs[key]
@@ -124,7 +136,3 @@ class SharedInstalls:
         """A failed install: the next attempt makes it afresh (unless another cell already has)."""
         if self._installs.get(key) is entry:
             del self._installs[key]
-
-    async def close(self) -> None:
-        for ns in self._made:
-            await self.namespaces.reset(ns)
