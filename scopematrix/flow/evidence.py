@@ -28,8 +28,8 @@ class Evidence:
         screen = screen_of(obj)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{len(captures) + 1:02d}-{screen.value}.png"
-        mask = (obj or BasePage(page)).secret_fields()
         try:
+            mask = await (obj or BasePage(page)).masks()
             await page.screenshot(path=str(path), mask=mask, animations="disabled")
         except PlaywrightError:
             return
