@@ -34,9 +34,9 @@ async def confirm(
             them = "it" if len(diagnosis.blocking_scopes) == 1 else "them"
             return f"the probe app named {{{named}}}, but your app without {them} still ends in {out.value}"
         return None
-    if diagnosis.attribution == "installer" and settings.allows(plan.fixed, ()):
-        # Your app's smallest valid URL: its required scopes, no optional ones (the same for every scope set of
-        # the app, so one answer serves them all).
+    if diagnosis.attribution == "installer":
+        # Your app's smallest valid URL: its required scopes (`plan.fixed`), no optional ones; the same for every
+        # scope set of the app, so one answer serves them all.
         await replays.ensure(cell, plan, ns)
         out = await probes.outcome(user, hub, plan.fixed, (), ns, tally, plan.app)
         if out.installs:
