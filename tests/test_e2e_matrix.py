@@ -10,6 +10,7 @@ import pytest
 from scopematrix.browser import find_browser
 from scopematrix.engine import BrowserOptions, Engine, ResultSink, read_results
 from scopematrix.flow import FlowOptions
+from scopematrix.flow.walk import ISOLATION_HEADER
 from scopematrix.matrix import Cell, load_matrix
 from scopematrix.model import Outcome
 from scopematrix.simtarget import sim_target
@@ -296,3 +297,31 @@ def test_a_super_admin_first_install_is_made_once_for_every_user_it_may_help(tmp
         (after,) = pick(f"{cell.user.id}@marketing-pro/crm-after-super-admin")
         assert fix.verified is expected_outcome(scenario, after, MATRIX).installs, fix
         assert cell.user.id in fix.summary
+
+
+class DecisionsByNamespace(ConsentDecisions):
+    """The consent decisions posted, per isolation namespace (the header every walk of a namespace sends)."""
+
+    def __init__(self, app: SimulatorApp) -> None:
+        super().__init__(app)
+        self.by_namespace: dict[str, int] = {}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/oauth/authorize/decision":
+            ns = dict(scope["headers"]).get(ISOLATION_HEADER.lower().encode(), b"").decode()
+            self.by_namespace[ns] = self.by_namespace.get(ns, 0) + 1
+        await super().__call__(scope, receive, send)
+
+
+def test_a_diagnosis_namespace_holds_one_app_s_install(tmp_path, scenario):
+    """A refused cell with a precondition is diagnosed with the probe app and confirmed with your app: each
+    app's probes run where only that app's replay of the precondition was made, so what a probe sees never
+    depends on how far another diagnosis of the same scope set has got."""
+    app = create_app(scenario, SimOptions(test_support=True))
+    decisions = DecisionsByNamespace(app)
+    (cell,) = pick("restricted@marketing-pro/crm-after-super-admin")
+    (result,), _, _ = run_cells(scenario, [cell], tmp_path, app=app)
+    assert result.diagnosis is not None and result.diagnosis.probe_app, result.diagnosis
+    diag = {ns: n for ns, n in decisions.by_namespace.items() if "/diag/" in ns}
+    assert len(diag) == 2 and set(diag.values()) == {1}, decisions.by_namespace  # the probe app's and yours
+    assert all(n == 1 for n in decisions.by_namespace.values()), decisions.by_namespace

@@ -46,28 +46,31 @@ class Diagnoser:
         matrix = self.harness.matrix
         app = matrix.app_of(cell.scope_set)
         own = ProbePlan.for_cell(cell, app.scopes, app.id, None)
-        # Probes never install: the diagnoses of one account and scope set share one namespace with its
-        # precondition replayed once per app (probe app and yours), and each other's probe answers.
-        ns = (
-            self.harness.namespace("diag", self.tag, cell.account.id, cell.scope_set.id)
-            if cell.scope_set.installed_by
-            else ""
-        )
         tally = [0]
         if matrix.spec.probe_app is None:
-            return await self._search(cell, result, own, ns, tally)
+            return await self._search(cell, result, own, tally)
         plan = ProbePlan.for_cell(cell, app.scopes, app.id, matrix.spec.probe_app)
-        diagnosis = await self._search(cell, result, plan, ns, tally)
+        diagnosis = await self._search(cell, result, plan, tally)
         if app.scopes is None:
             return diagnosis  # your app's settings are unknown: no valid URL of it to confirm with
-        said = await confirm(self.probes, self.replays, cell, diagnosis, (own, app.scopes), ns, tally)
+        said = await confirm(self.probes, self.replays, cell, diagnosis, (own, app.scopes), self.world(cell, app.id),
+                             tally)  # fmt: skip
         if said is None:
             return diagnosis
-        fallback = await self._search(cell, result, own, ns, tally)
+        fallback = await self._search(cell, result, own, tally)
         return dataclasses.replace(fallback, summary=f"{fallback.summary} ({said})", probes=tally[0])
 
-    async def _search(self, cell: Cell, result: CellResult, plan: ProbePlan, ns: str, tally: list[int]) -> Diagnosis:
-        user, hub = cell.user.id, cell.account.hub_id
+    def world(self, cell: Cell, app: str) -> str:
+        """The namespace where `app`'s probes of this cell run: none without a precondition; with one, a namespace
+        per account, scope set and probing app, with the precondition made again there with that app. One app's
+        install per namespace: what a probe sees never depends on how far another diagnosis has got. Probes never
+        install, so the diagnoses of one account and scope set share it, and each other's answers."""
+        if not cell.scope_set.installed_by:
+            return ""
+        return self.harness.namespace("diag", self.tag, cell.account.id, cell.scope_set.id, app)
+
+    async def _search(self, cell: Cell, result: CellResult, plan: ProbePlan, tally: list[int]) -> Diagnosis:
+        user, hub, ns = cell.user.id, cell.account.hub_id, self.world(cell, plan.app)
         await self.replays.ensure(cell, plan, ns)
 
         async def probe(extra: Sequence[str]) -> Outcome:
@@ -147,8 +150,9 @@ class Diagnoser:
         if not missing:
             missing = sorted({p for f in findings if f.level == "user" for p in CATALOG[f.scope].permissions})
         account_scopes = [f.scope for f in findings if f.level == "account"]
+        yours = self.world(cell, self.harness.matrix.app_of(cell.scope_set).id)  # (the optional remedy probes your app)
         optional, *past_tier = await asyncio.gather(
-            self.remedies.optional(cell, culprits, ns, tally),
+            self.remedies.optional(cell, culprits, yours, tally),
             *([self.remedies.past_tier(cell, account_scopes, plan, ns, tally)] if account_scopes else []),
         )
         remedies = [optional]

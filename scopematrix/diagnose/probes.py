@@ -141,8 +141,8 @@ class ProbePlan:
 
 class Replays:
     """Installs that the diagnoses' probes need made first, each once per namespace: the cell's precondition
-    (its installed_by user's install) made again inside the diagnosis namespace, once per probing app, so that
-    the probes see what the cell saw; a super admin's first install that several users' remedies share.
+    (its installed_by user's install) made again with the probing app inside that app's diagnosis namespace, so
+    that the probes see what the cell saw; a super admin's first install that several users' remedies share.
     Diagnoses that need the same install await the same walk; one that failed is made again."""
 
     def __init__(self, harness: Harness, walks: Walks | None = None) -> None:
