@@ -10,9 +10,7 @@ from scopematrix.model import Remedy
 
 
 class Remedies:
-    def __init__(
-        self, harness: Harness, probes: ProbeCache, replays: Replays, verify_installs: bool, tag: str = ""
-    ) -> None:
+    def __init__(self, harness: Harness, probes: ProbeCache, replays: Replays, verify_installs: bool, tag: str) -> None:
         self.harness = harness
         self.tag = tag  # (the diagnoser's: under xdist each worker's remedies install in namespaces of their own)
         self.probes = probes
@@ -83,7 +81,7 @@ class Remedies:
         ns = self.harness.namespace("remedy-super-admin", self.tag, cell.account.id, cell.scope_set.id, super_admin)
         hub, scopes, optional = cell.account.hub_id, tuple(cell.scope_set.scopes), tuple(cell.scope_set.optional)
         app = cell.scope_set.app or ""
-        made = [0]
+        made = [0]  # 1 where this diagnosis made the install, 0 where it waited for another's
         first = await self.replays.made(
             WalkPlan.for_cell(cell, super_admin, namespace=ns, approve=True, exchange=False), made
         )
