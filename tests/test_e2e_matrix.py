@@ -325,3 +325,48 @@ def test_a_diagnosis_namespace_holds_one_app_s_install(tmp_path, scenario):
     diag = {ns: n for ns, n in decisions.by_namespace.items() if "/diag/" in ns}
     assert len(diag) == 2 and set(diag.values()) == {1}, decisions.by_namespace  # the probe app's and yours
     assert all(n == 1 for n in decisions.by_namespace.values()), decisions.by_namespace
+
+
+class AuthorizeRequests(ConsentDecisions):
+    """The scope sets each app's client asked the authorize page for (probes, cells and installs alike)."""
+
+    def __init__(self, app: SimulatorApp) -> None:
+        super().__init__(app)
+        self.asked: list[tuple[str, frozenset[str]]] = []
+
+    async def __call__(self, scope, receive, send):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if path.startswith("/oauth/") and path.endswith("/authorize"):  # /oauth/authorize, /oauth/{hub}/authorize
+            from urllib.parse import parse_qs
+
+            query = parse_qs(scope["query_string"].decode())
+            self.asked.append((query["client_id"][0], frozenset(query["scope"][0].split())))
+        await super().__call__(scope, receive, send)
+
+
+def test_a_diagnosis_proves_what_it_names_with_the_fewest_probes(tmp_path, scenario):
+    """Two scopes found blocking one at a time are each proven by their own probe: the pair is never probed
+    as a whole. A user who can't install at all, in an account that lacks a scope's product: your app, without
+    that scope, still refuses the user but no longer for the account, which agrees with the probe app, so no
+    search is made again with your app."""
+    app = create_app(scenario, SimOptions(test_support=True))
+    asked = AuthorizeRequests(app)
+    cells = pick("sales-admin@marketing-pro/seed-app", "restricted@marketing-pro/custom-objects")
+    (two, account), _, _ = run_cells(scenario, cells, tmp_path, app=app)
+    probe = MATRIX.spec.probe_app
+    assert probe is not None
+    for cell, result in zip(cells, (two, account), strict=True):
+        truth = decide(scenario, cell, request(MATRIX, cell, probe))
+        assert result.diagnosis is not None and set(result.diagnosis.blocking_scopes) == set(truth.blocking_scopes)
+        assert result.diagnosis.probe_app == probe.id, result.diagnosis.summary  # the probe app's, confirmed
+    by_probe = [scopes for client, scopes in asked.asked if client == probe.client_id]
+    assert frozenset({"oauth", "forms", "content"}) not in by_probe  # each was probed alone instead
+    assert {frozenset({"oauth", s}) for s in ("forms", "content", "contacts", "files")} <= set(by_probe)
+    assert frozenset({"oauth", "contacts", "files"}) in by_probe  # without them it installs: the fix, proven
+    assert two.diagnosis is not None and two.diagnosis.probes == 6  # the base, four alone, the rest
+    assert account.diagnosis is not None and account.diagnosis.attribution == "account"
+    assert "also lacks an installer right" in account.diagnosis.summary
+    assert "but your app" not in account.diagnosis.summary
+    crm_sync = MATRIX.app_of(cells[1].scope_set).client_id
+    # Your app's one check: its URL without the named scope; its full URL is the cell's own, asked once.
+    assert [s for c, s in asked.asked if c == crm_sync].count(frozenset(cells[1].scope_set.scopes)) == 1

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 from scopematrix.diagnose.probes import ProbeCache, ProbePlan, Replays
 from scopematrix.matrix import AppScopes, Cell
-from scopematrix.model import Diagnosis
+from scopematrix.model import Diagnosis, Outcome
 
 
 async def confirm(
     probes: ProbeCache,
     replays: Replays,
     cell: Cell,
-    diagnosis: Diagnosis,
+    found: tuple[Diagnosis, bool],
     own: tuple[ProbePlan, AppScopes],
     ns: str,
     tally: list[int],
 ) -> str | None:
     """None when your app agrees with the probe app (or no valid URL of your app could tell); else why the
-    probe app's answer is not to be named."""
+    probe app's answer is not to be named. `found`: the probe app's diagnosis, and whether it named the scopes
+    that bring the account screen back to a user who can't install at all; your app agrees with that when,
+    without them, HubSpot still refuses the user, but not for the account."""
+    diagnosis, account_only = found
     plan, settings = own
     user, hub = cell.user.id, cell.account.hub_id
     if diagnosis.blocking_scopes:
@@ -30,7 +33,9 @@ async def confirm(
             return None  # your app requires one of them: no valid URL of it leaves them out
         await replays.ensure(cell, plan, ns)
         out = await probes.outcome(user, hub, keep, optional, ns, tally, plan.app)
-        if out.blocked:
+        if account_only and out.installs:
+            return f"the probe app could install nothing for {user} here, but your app installs without {{{named}}}"
+        if out is Outcome.DENIED_ACCOUNT if account_only else out.blocked:
             them = "it" if len(diagnosis.blocking_scopes) == 1 else "them"
             return f"the probe app named {{{named}}}, but your app without {them} still ends in {out.value}"
         return None

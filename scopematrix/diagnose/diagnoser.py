@@ -48,16 +48,16 @@ class Diagnoser:
         own = ProbePlan.for_cell(cell, app.scopes, app.id, None)
         tally = [0]
         if matrix.spec.probe_app is None:
-            return await self._search(cell, result, own, tally)
+            return (await self._search(cell, result, own, tally))[0]
         plan = ProbePlan.for_cell(cell, app.scopes, app.id, matrix.spec.probe_app)
-        diagnosis = await self._search(cell, result, plan, tally)
+        diagnosis, account_only = await self._search(cell, result, plan, tally)
         if app.scopes is None:
             return diagnosis  # your app's settings are unknown: no valid URL of it to confirm with
-        said = await confirm(self.probes, self.replays, cell, diagnosis, (own, app.scopes), self.world(cell, app.id),
-                             tally)  # fmt: skip
+        said = await confirm(self.probes, self.replays, cell, (diagnosis, account_only), (own, app.scopes),
+                             self.world(cell, app.id), tally)  # fmt: skip
         if said is None:
             return diagnosis
-        fallback = await self._search(cell, result, own, tally)
+        fallback, _ = await self._search(cell, result, own, tally)
         return dataclasses.replace(fallback, summary=f"{fallback.summary} ({said})", probes=tally[0])
 
     def world(self, cell: Cell, app: str) -> str:
@@ -69,7 +69,11 @@ class Diagnoser:
             return ""
         return self.harness.namespace("diag", self.tag, cell.account.id, cell.scope_set.id, app)
 
-    async def _search(self, cell: Cell, result: CellResult, plan: ProbePlan, tally: list[int]) -> Diagnosis:
+    async def _search(
+        self, cell: Cell, result: CellResult, plan: ProbePlan, tally: list[int]
+    ) -> tuple[Diagnosis, bool]:
+        """The diagnosis, and whether its scopes are the ones that bring the account screen back to a user who
+        can't install at all (then, without them, HubSpot still refuses the user)."""
         user, hub, ns = cell.user.id, cell.account.hub_id, self.world(cell, plan.app)
         await self.replays.ensure(cell, plan, ns)
 
@@ -93,11 +97,17 @@ class Diagnoser:
             out = await probe([s for s in plan.droppable if s not in removed])
             return out is not Outcome.DENIED_ACCOUNT if account_only else out.installs
 
+        async def proven(named: Sequence[str], alone: bool) -> bool:
+            """The named scopes block (`alone`: each on its own, as one at a time probed them; else the set as
+            a whole), and the request without them installs."""
+            blocks = [blocked([s]) for s in named] if alone else [blocked(named)]
+            return all(await asyncio.gather(*blocks, passes_without(named)))
+
         try:
             base = await probe([])
             if base.blocked:
                 if result.outcome is not Outcome.DENIED_ACCOUNT or base is Outcome.DENIED_ACCOUNT:
-                    return await self._base_blocked(cell, result, plan, tally)
+                    return await self._base_blocked(cell, result, plan, tally), False
                 account_only = True
             base_probes = tally[0]  # the base probe is not part of the search
             if len(plan.droppable) <= SINGLES_UP_TO:
@@ -109,27 +119,28 @@ class Diagnoser:
                 method = "binary-splitting"
             search = tally[0] - base_probes  # the proof below is not part of the search, unless it sends ddmin
             if consistent and culprits:
-                proof = await asyncio.gather(blocked(culprits), passes_without(culprits))
-                consistent = all(proof)
+                consistent = await proven(culprits, method == "one-at-a-time")
             if not consistent:
                 method = "ddmin"
                 culprits = await ddmin(plan.droppable, passes_without)
                 search = tally[0] - base_probes
-            # Proof, not inference: the named set blocks, and the request without it installs.
-            if not culprits or not all(await asyncio.gather(blocked(culprits), passes_without(culprits))):
+            # Proof, not inference: what is named blocks, and the request without it installs.
+            if not culprits or not await proven(culprits, method == "one-at-a-time"):
                 raise Inconclusive("the probes contradict each other (no set both blocks and, left out, installs)")
             if account_only:
                 findings = [ScopeFinding(s, "account", products_needed(s)) for s in culprits]
             else:
                 findings = list(await asyncio.gather(*(self._attribute(cell, s, plan, ns, tally) for s in culprits)))
         except Inconclusive as exc:
-            return self._inconclusive(cell, plan, tally[0], str(exc))
+            return self._inconclusive(cell, plan, tally[0], str(exc)), False
         diagnosis = await self._explained(cell, result, plan, culprits, findings, method, search, ns, tally)
         if not account_only:
-            return diagnosis
+            return diagnosis, False
         also = f"; {cell.user.id} also lacks an installer right: without them HubSpot still refuses ({base.value})"
         grant = Remedy("grant_permissions", f"Give {cell.user.id} {MARKETPLACE} in this account.", None)
-        return dataclasses.replace(diagnosis, summary=diagnosis.summary + also, remedies=(*diagnosis.remedies, grant))
+        return dataclasses.replace(
+            diagnosis, summary=diagnosis.summary + also, remedies=(*diagnosis.remedies, grant)
+        ), True
 
     async def _explained(
         self,
