@@ -370,3 +370,23 @@ def test_a_diagnosis_proves_what_it_names_with_the_fewest_probes(tmp_path, scena
     crm_sync = MATRIX.app_of(cells[1].scope_set).client_id
     # Your app's one check: its URL without the named scope; its full URL is the cell's own, asked once.
     assert [s for c, s in asked.asked if c == crm_sync].count(frozenset(cells[1].scope_set.scopes)) == 1
+
+
+def test_an_account_screen_is_searched_from_the_scopes_alone(tmp_path, scenario):
+    """A refusal on the account's screen: each scope alone first. One installs, which proves the user can
+    install the app, so the base probe (there to tell an installer who can't) is never sent."""
+    app = create_app(scenario, SimOptions(test_support=True))
+    asked = AuthorizeRequests(app)
+    (cell,) = pick("super-admin@marketing-pro/custom-objects")
+    (result,), _, _ = run_cells(scenario, [cell], tmp_path, app=app)
+    probe = MATRIX.spec.probe_app
+    assert probe is not None and result.outcome is Outcome.DENIED_ACCOUNT
+    truth = decide(scenario, cell, request(MATRIX, cell, probe))
+    d = result.diagnosis
+    assert d is not None and d.blocking_scopes == tuple(truth.blocking_scopes) == ("crm.objects.custom.read",)
+    assert d.attribution == "account" and d.method == "one-at-a-time" and d.search_probes == 2
+    by_probe = [scopes for client, scopes in asked.asked if client == probe.client_id]
+    assert sorted(map(sorted, by_probe)) == [
+        ["crm.objects.contacts.read", "oauth"],
+        ["crm.objects.custom.read", "oauth"],
+    ]

@@ -87,7 +87,7 @@ class Diagnoser:
         # Two blockers: the account lacks a scope's product AND the user can't install at all. HubSpot
         # checks the account first, so the cell shows the account screen while the base probe shows the
         # user's: then look for the scopes that bring the account screen back.
-        account_only = False
+        account_only, refused = False, ""
 
         async def blocked(extra: Sequence[str]) -> bool:
             out = await probe(extra)
@@ -103,13 +103,27 @@ class Diagnoser:
             blocks = [blocked([s]) for s in named] if alone else [blocked(named)]
             return all(await asyncio.gather(*blocks, passes_without(named)))
 
+        async def installs_alone() -> bool:
+            """Some candidate alone installs (a probe without a decision leaves it to the search to say so)."""
+            try:
+                return any(o.installs for o in await asyncio.gather(*(probe([s]) for s in plan.droppable)))
+            except Inconclusive:
+                return False
+
         try:
-            base = await probe([])
-            if base.blocked:
+            start = tally[0]
+            # The account's screen points at a scope, not at the installer: each candidate alone first (the
+            # search's own first round). One of them installing proves the user can install this app, and
+            # the base probe, there to tell whether the installer can't, is not needed.
+            alone = 2 <= len(plan.droppable) <= SINGLES_UP_TO and result.outcome is Outcome.DENIED_ACCOUNT
+            can_install = alone and await installs_alone()
+            base_cost = tally[0]
+            base = None if can_install else await probe([])
+            base_cost = tally[0] - base_cost  # the base probe is not part of the search
+            if base is not None and base.blocked:
                 if result.outcome is not Outcome.DENIED_ACCOUNT or base is Outcome.DENIED_ACCOUNT:
                     return await self._base_blocked(cell, result, plan, tally), False
-                account_only = True
-            base_probes = tally[0]  # the base probe is not part of the search
+                account_only, refused = True, base.value
             if len(plan.droppable) <= SINGLES_UP_TO:
                 # Few candidates: each alone, all at once (within the group-testing bound, one round trip).
                 culprits, consistent = await one_at_a_time(plan.droppable, blocked)
@@ -117,13 +131,13 @@ class Diagnoser:
             else:
                 culprits, consistent = await binary_splitting(plan.droppable, blocked)
                 method = "binary-splitting"
-            search = tally[0] - base_probes  # the proof below is not part of the search, unless it sends ddmin
+            search = tally[0] - start - base_cost  # the proof below is not part of the search, unless it sends ddmin
             if consistent and culprits:
                 consistent = await proven(culprits, method == "one-at-a-time")
             if not consistent:
                 method = "ddmin"
                 culprits = await ddmin(plan.droppable, passes_without)
-                search = tally[0] - base_probes
+                search = tally[0] - start - base_cost
             # Proof, not inference: what is named blocks, and the request without it installs.
             if not culprits or not await proven(culprits, method == "one-at-a-time"):
                 raise Inconclusive("the probes contradict each other (no set both blocks and, left out, installs)")
@@ -136,7 +150,7 @@ class Diagnoser:
         diagnosis = await self._explained(cell, result, plan, culprits, findings, method, search, ns, tally)
         if not account_only:
             return diagnosis, False
-        also = f"; {cell.user.id} also lacks an installer right: without them HubSpot still refuses ({base.value})"
+        also = f"; {cell.user.id} also lacks an installer right: without them HubSpot still refuses ({refused})"
         grant = Remedy("grant_permissions", f"Give {cell.user.id} {MARKETPLACE} in this account.", None)
         return dataclasses.replace(
             diagnosis, summary=diagnosis.summary + also, remedies=(*diagnosis.remedies, grant)
