@@ -290,6 +290,7 @@ def test_a_super_admin_first_install_is_made_once_for_every_user_it_may_help(tmp
     cells = pick("restricted@marketing-pro/crm-read", "admin-no-marketplace@marketing-pro/crm-read")
     results, _, _ = run_cells(scenario, cells, tmp_path, app=app)
     assert decisions.posts == 1  # the one install of the two remedies (crm-read has no precondition)
+    assert not app.simulator.state.installs  # the shared namespace was reset when the harness closed
     for cell, result in zip(cells, results, strict=True):
         assert result.diagnosis is not None and result.diagnosis.attribution == "installer", result.diagnosis
         fix = next(r for r in result.diagnosis.remedies if r.kind == "super_admin_first")

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -100,6 +101,10 @@ class Harness:
         for name in LOGGERS:
             logging.getLogger(name).removeFilter(self._log_filter)
         self.sessions.pool.forget()  # their contexts close with the browser, all at once
-        await self.namespaces.close()
-        await self.tokens.close()
-        await self.contexts.close()
+
+        async def forget_installs() -> None:
+            await self.namespaces.close()
+            await self.tokens.close()  # (whose client made the resets)
+
+        # Nothing walks any more: the browser closes while the simulator forgets the run's installs.
+        await asyncio.gather(forget_installs(), self.contexts.close())
