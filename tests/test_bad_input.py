@@ -377,3 +377,25 @@ def test_a_headed_browser_without_a_screen_says_to_use_xvfb_run(tmp_path, monkey
     assert main(argv) == 2
     assert_one_line(capsys, needle)
     assert not (tmp_path / "r").exists() and not Path(".auth/super-admin.json").exists()
+
+
+def test_the_program_exits_with_main_s_code_and_leaves_its_heap_to_the_os(tmp_path):
+    """`scopematrix` (the console script and `python -m scopematrix.cli`) is `main` plus a frozen heap: the same
+    one line and exit code, and no last collection at interpreter exit."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys\n"
+        "from scopematrix.cli import entry\n"
+        "sys.argv = ['scopematrix', 'history', '--reports', sys.argv[1], '--bogus']\n"
+        "rc = entry()\n"
+        "print(rc, gc.get_freeze_count() > 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["2", "True"], proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "scopematrix:" in proc.stderr
+    cli = subprocess.run([sys.executable, "-m", "scopematrix.cli", "history", "--bogus"], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -2,6 +2,6 @@
 
 import sys
 
-from scopematrix.cli import main
+from scopematrix.cli import entry
 
-sys.exit(main())
+sys.exit(entry())
