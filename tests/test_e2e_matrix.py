@@ -391,3 +391,28 @@ def test_an_account_screen_is_searched_from_the_scopes_alone(tmp_path, scenario)
         ["crm.objects.contacts.read", "oauth"],
         ["crm.objects.custom.read", "oauth"],
     ]
+
+
+def test_a_failed_reset_at_close_still_closes_the_browser(tmp_path, scenario):
+    """The browser closes while the simulator forgets the run's installs: trouble in one never leaves the
+    other undone."""
+    import asyncio
+
+    choice = find_browser(headless=True)
+    assert choice is not None
+    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
+        target = sim_target(MATRIX, scenario, server.url, set())
+        engine = Engine(target=target, matrix=MATRIX, run_dir=tmp_path, run_id="t", flow=FlowOptions(grace_s=2.0),
+                        browser=BrowserOptions(choice.executable_path), concurrency=1, diagnose=False,
+                        sink=None)  # fmt: skip
+        engine.start()
+        harness = engine.harness
+        assert harness is not None
+        browser = asyncio.run_coroutine_threadsafe(harness.browser(), engine._loop).result(60)
+
+        async def unreachable() -> None:
+            raise RuntimeError("the simulator went away")
+
+        harness.namespaces.close = unreachable  # type: ignore[method-assign]
+        engine.stop()
+        assert not browser.is_connected()

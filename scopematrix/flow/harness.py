@@ -106,5 +106,8 @@ class Harness:
             await self.namespaces.close()
             await self.tokens.close()  # (whose client made the resets)
 
-        # Nothing walks any more: the browser closes while the simulator forgets the run's installs.
-        await asyncio.gather(forget_installs(), self.contexts.close())
+        # Nothing walks any more: the browser closes while the simulator forgets the run's installs; both
+        # finish before any trouble of either is raised.
+        for done in await asyncio.gather(forget_installs(), self.contexts.close(), return_exceptions=True):
+            if isinstance(done, BaseException):
+                raise done
