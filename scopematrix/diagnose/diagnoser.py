@@ -115,11 +115,11 @@ class Diagnoser:
             # The account's screen points at a scope, not at the installer: each candidate alone first (the
             # search's own first round). One of them installing proves the user can install this app, and
             # the base probe, there to tell whether the installer can't, is not needed.
-            alone = 2 <= len(plan.droppable) <= SINGLES_UP_TO and result.outcome is Outcome.DENIED_ACCOUNT
-            can_install = alone and await installs_alone()
-            base_cost = tally[0]
+            singles_first = 2 <= len(plan.droppable) <= SINGLES_UP_TO and result.outcome is Outcome.DENIED_ACCOUNT
+            can_install = singles_first and await installs_alone()
+            before = tally[0]
             base = None if can_install else await probe([])
-            base_cost = tally[0] - base_cost  # the base probe is not part of the search
+            base_cost = tally[0] - before  # the base probe is not part of the search
             if base is not None and base.blocked:
                 if result.outcome is not Outcome.DENIED_ACCOUNT or base is Outcome.DENIED_ACCOUNT:
                     return await self._base_blocked(cell, result, plan, tally), False
