@@ -172,3 +172,25 @@ def test_a_probe_app_finding_that_your_app_contradicts_is_never_named(approvals,
     if approvals == "per_app":
         assert "the probe app could install nothing" in d.summary  # said, and not repeated as fact
     assert results["admin-no-marketplace@enterprise/crm-read"].outcome is Outcome.GRANTED  # approved before
+
+
+@pytest.mark.parametrize("approvals", ["per_app", "per_account"])
+def test_an_account_only_finding_is_checked_with_your_app_under_both_approval_readings(approvals, tmp_path):
+    """A user without Marketplace Access, in an account without custom objects: the probe app (never approved
+    there) can install nothing, and names the scope that brings the account screen back. Your app was installed
+    before, so under per-app approvals it re-installs without that scope: then the probe app's "also lacks an
+    installer right" is not repeated as fact, and your app's own probes name the scope. Under per-account
+    approvals the probe app can install what your app could, and the two agree. Both equal the oracle."""
+    scenario = scenario_with({"approvals": approvals}, tmp_path, **{"marketing-pro": {"installed": INSTALLED}})
+    cell = next(c for c in MATRIX.cells() if c.id == "admin-no-marketplace@marketing-pro/custom-objects")
+    matrix = variant(users=[cell.user, *(u for u in MATRIX.spec.users if u.super_admin)])
+    result = run_matrix(scenario, matrix)[cell.id]
+    assert result.outcome is expected_outcome(scenario, cell, matrix) is Outcome.DENIED_ACCOUNT
+    d = result.diagnosis
+    assert not diagnosis_errors(d, truth(scenario, cell, matrix, ["oauth"])), d
+    assert d is not None and d.blocking_scopes == ("crm.objects.custom.read",) and d.attribution == "account"
+    if approvals == "per_app":
+        assert "but your app installs without {crm.objects.custom.read}" in d.summary, d.summary
+        assert "also lacks an installer right" not in d.summary  # your app's answer, not the probe app's
+    else:
+        assert "but your app" not in d.summary, d.summary
