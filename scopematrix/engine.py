@@ -208,7 +208,7 @@ class Engine:
             factory, self.target, self.matrix, self.run_dir, self.flow, self.run_id, self.logins_per_minute,
             login_slots=self.concurrency,
         )  # fmt: skip
-        self._sem = Slots(self.concurrency)
+        self._sem = Slots(self.concurrency, self.harness.sessions.pool.rank)
         self._diagnoser = Diagnoser(
             self.harness, verify_installs=self.target.isolation or self.flow.approve, slots=self._sem,
             timeline=self.timeline,
@@ -233,7 +233,7 @@ class Engine:
         expected = expectation.outcome if expectation else None
         early = self.diagnose and expectation is not None and expectation.outcome.blocked
         priority = (CELL_CHAIN_FIRST if cell.scope_set.installed_by else CELL_FIRST) if early else CELL
-        async with self._sem.slot(priority), self.timeline.span("cell", cell.id):
+        async with self._sem.slot(priority, cell.user.id), self.timeline.span("cell", cell.id):
             try:
                 result = await self.harness.run_cell(cell, expected, expectation.reason if expectation else "")
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, the cell gets a result

@@ -1,13 +1,14 @@
 """The run's browser-context slots (`--concurrency`), handed out by priority: the longest chain of work
-first, so that a diagnosis runs while the cells do instead of after them."""
+first, so that a diagnosis runs while the cells do instead of after them. Within a priority, the walk of a
+user with a signed-in page to spare goes first: it reuses that page instead of opening a new one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 
 # Lower goes first, the longest chain of walks first (list scheduling on the critical path):
 # - a cell the baseline expects to be refused whose scope set needs a precondition install (the install, the
@@ -17,6 +18,9 @@ from collections.abc import AsyncIterator
 # - any other cell.
 # The expectation orders the work, it decides nothing.
 CELL_CHAIN_FIRST, CELL_FIRST, PROBE, CELL = 0, 1, 2, 3
+
+# How a user's walks rank for a freed slot (lower first): see PagePool.rank.
+Rank = Callable[[str], tuple[int, int]]
 
 
 def default_concurrency() -> int:
@@ -28,18 +32,26 @@ def default_concurrency() -> int:
 
 
 class Slots:
-    def __init__(self, n: int) -> None:
+    """At most `n` walks at once. A freed slot goes to the highest priority waiting; within it, to the user
+    `rank` puts first (none given: every user ranks alike), and within a user, to the earliest asked.
+
+    The preference never leaves a slot idle while a walk waits, and never passes over a higher priority."""
+
+    def __init__(self, n: int, rank: Rank | None = None) -> None:
         self._free = n
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._rank: Rank = rank or (lambda _user: (0, 0))
+        # priority -> user -> (order asked, waiter), oldest first; a user's queue is dropped once empty
+        self._waiting: dict[int, dict[str, deque[tuple[int, asyncio.Future[None]]]]] = {}
         self._order = itertools.count()
 
     @contextlib.asynccontextmanager
-    async def slot(self, priority: int = CELL) -> AsyncIterator[None]:
-        if self._free > 0 and not self._waiters:
+    async def slot(self, priority: int = CELL, user: str = "") -> AsyncIterator[None]:
+        if self._free > 0 and not self._waiting:
             self._free -= 1
         else:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            heapq.heappush(self._waiters, (priority, next(self._order), waiter))
+            queue = self._waiting.setdefault(priority, {}).setdefault(user, deque())
+            queue.append((next(self._order), waiter))
             try:
                 await waiter
             except asyncio.CancelledError:
@@ -52,9 +64,23 @@ class Slots:
             self._release()
 
     def _release(self) -> None:
-        while self._waiters:
-            _, _, waiter = heapq.heappop(self._waiters)
-            if not waiter.done():  # (a cancelled waiter is skipped)
-                waiter.set_result(None)
-                return
+        while self._waiting:
+            priority = min(self._waiting)
+            users = self._waiting[priority]
+            for queue in users.values():
+                while queue and queue[0][1].done():  # (a cancelled waiter is skipped)
+                    queue.popleft()
+            for user in [u for u, q in users.items() if not q]:
+                del users[user]
+            if not users:
+                del self._waiting[priority]
+                continue
+            user = min(users, key=lambda u: (self._rank(u), users[u][0][0]))
+            _, waiter = users[user].popleft()
+            if not users[user]:
+                del users[user]
+                if not users:
+                    del self._waiting[priority]
+            waiter.set_result(None)
+            return
         self._free += 1

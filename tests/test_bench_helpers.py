@@ -94,3 +94,58 @@ def test_slots_serve_the_longest_chain_of_work_first():
         return order
 
     assert asyncio.run(scenario()) == ["holder", "chain", "chain2", "first", "probe", "probe2", "cell"]
+
+
+def test_a_freed_slot_goes_to_a_user_with_a_page_to_spare_within_its_priority():
+    """Same priority: the user with an idle page first, then the user with the fewest pages open, then the
+    earliest asked. A higher priority is never passed over, and no slot idles while a walk waits."""
+    import asyncio
+
+    from scopematrix.slots import CELL, PROBE, Slots
+
+    idle = {"ann": 0, "bob": 1, "cy": 0}
+    open_pages = {"ann": 1, "bob": 3, "cy": 2}
+
+    def rank(user: str) -> tuple[int, int]:
+        return (0 if idle[user] else 1, open_pages[user])
+
+    async def scenario() -> list[str]:
+        slots, order = Slots(1, rank), []
+
+        async def job(name: str, user: str, priority: int = CELL) -> None:
+            async with slots.slot(priority, user):
+                order.append(name)
+                if name == "bob1":
+                    idle["bob"] = 0  # bob's spare page is in use now
+                await asyncio.sleep(0.001)
+
+        holder = asyncio.create_task(job("holder", "cy"))
+        await asyncio.sleep(0)
+        queued = [("cy1", "cy"), ("ann1", "ann"), ("bob1", "bob"), ("bob2", "bob"), ("cy2", "cy")]
+        tasks = [asyncio.create_task(job(n, u)) for n, u in queued]
+        tasks.append(asyncio.create_task(job("probe", "cy", PROBE)))
+        await asyncio.gather(holder, *tasks)
+        return order
+
+    # the probe outranks every cell; then bob (an idle page); then ann (1 page) before cy (2), bob (3)
+    assert asyncio.run(scenario()) == ["holder", "probe", "bob1", "ann1", "cy1", "cy2", "bob2"]
+
+
+def test_without_a_rank_slots_keep_the_order_asked():
+    import asyncio
+
+    from scopematrix.slots import Slots
+
+    async def scenario() -> list[str]:
+        slots, order = Slots(1), []
+
+        async def job(name: str, user: str) -> None:
+            async with slots.slot(user=user):
+                order.append(name)
+                await asyncio.sleep(0.001)
+
+        names = [("a", "u"), ("b", "v"), ("c", "u"), ("d", "w")]
+        await asyncio.gather(*(asyncio.create_task(job(n, u)) for n, u in names))
+        return order
+
+    assert asyncio.run(scenario()) == ["a", "b", "c", "d"]

@@ -393,6 +393,45 @@ def test_an_account_screen_is_searched_from_the_scopes_alone(tmp_path, scenario)
     ]
 
 
+def test_the_page_pool_ranks_a_user_by_a_page_to_spare_then_by_pages_open(tmp_path, scenario):
+    """What the slots' preference reads: a user with an idle page ranks first (reused, not opened), then the
+    user with the fewest pages open; a page closed or dropped no longer counts."""
+    import asyncio
+
+    choice = find_browser(headless=True)
+    assert choice is not None
+    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
+        target = sim_target(MATRIX, scenario, server.url, set())
+        engine = Engine(target=target, matrix=MATRIX, run_dir=tmp_path, run_id="t", flow=FlowOptions(grace_s=2.0),
+                        browser=BrowserOptions(choice.executable_path), concurrency=1, diagnose=False,
+                        sink=None)  # fmt: skip
+        engine.start()
+        assert engine.harness is not None
+        pool = engine.harness.sessions.pool
+
+        async def scenario_() -> list[tuple[int, int]]:
+            ranks = [pool.rank("ann")]
+            first = await pool.lease("ann", {}, fresh=False)
+            second = await pool.lease("ann", {}, fresh=False)
+            ranks.append(pool.rank("ann"))  # two pages open, none idle
+            await pool.give_back("ann", *first, reusable=True)
+            ranks.append(pool.rank("ann"))  # one to spare
+            again = await pool.lease("ann", {}, fresh=False)
+            assert again == first  # the idle page, not a new one
+            await pool.give_back("ann", *second, reusable=False)
+            ranks.append(pool.rank("ann"))  # closed: one page open
+            await pool.give_back("ann", *again, reusable=True)
+            await pool.drop("ann")
+            ranks.append(pool.rank("ann"))
+            return ranks
+
+        try:
+            ranks = asyncio.run_coroutine_threadsafe(scenario_(), engine._loop).result(60)
+        finally:
+            engine.stop()
+    assert ranks == [(1, 0), (1, 2), (0, 2), (1, 1), (1, 0)]
+
+
 def test_a_failed_reset_at_close_still_closes_the_browser(tmp_path, scenario):
     """The browser closes while the simulator forgets the run's installs: trouble in one never leaves the
     other undone."""

@@ -38,7 +38,7 @@ class Walks:
     async def walk(self, plan: WalkPlan) -> Walk:
         plan = replace(plan, outcome_only=True)  # a diagnosis keeps outcomes only
         async with (
-            self.slots.slot(PROBE),
+            self.slots.slot(PROBE, plan.user_id),
             self.timeline.span("probe", f"{plan.user_id}@{plan.hub_id}: {' '.join(plan.scopes)}"),
         ):
             return await self.harness.walk(plan)

@@ -1,11 +1,14 @@
 """One login: HubSpot's login screens walked, in a fresh context that is never traced, to a signed-in
-storage state. Credentials are typed only into the configured HubSpot origins."""
+storage state. Credentials are typed only into the configured HubSpot origins. The signed-in page is
+handed over for walks (the user's first page), not closed: a new one would cost a context and a renderer."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pyotp
+from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from scopematrix.flow.browsing import Contexts, Navigations, WalkWatch
@@ -18,6 +21,15 @@ from scopematrix.pages.screens import LOGIN_TYPES, identify, settle
 from scopematrix.target import Target, origin_of
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """A login that HubSpot accepted: the storage state, and the page that signed in (its own context)."""
+
+    state: StorageState
+    context: BrowserContext
+    page: Page
+
+
 class SignIn:
     def __init__(self, target: Target, options: FlowOptions, contexts: Contexts, evidence: Evidence) -> None:
         self.target = target
@@ -25,12 +37,13 @@ class SignIn:
         self.contexts = contexts
         self.evidence = evidence
 
-    async def once(self, user_id: str, navigations: Navigations) -> StorageState | LoginFailure:
+    async def once(self, user_id: str, navigations: Navigations) -> SignedIn | LoginFailure:
         creds = self.target.credentials[user_id]
         redact = self.evidence.redact
         folder = self.evidence.run_dir / "logins" / slug(user_id)
         captures: list[Capture] = []
         context = await self.contexts.new(None)
+        handed_over = False
         try:
             page = await context.new_page()
             page.on("request", navigations)
@@ -87,11 +100,18 @@ class SignIn:
                                             tuple(captures), Outcome.ERROR)  # fmt: skip
                     if outage is not None:
                         return LoginFailure(f"{outage} after login", tuple(captures), Outcome.ERROR)
-                    return await context.storage_state()  # type: ignore[return-value]
+                    state: StorageState = await context.storage_state()  # type: ignore[assignment]
+                    # The page is a walk's from here: the login's counts stop.
+                    page.remove_listener("request", navigations)
+                    page.remove_listener("response", watch.on_response)
+                    page.remove_listener("requestfailed", watch.on_failed)
+                    handed_over = True
+                    return SignedIn(state, context, page)
             # Screens that keep coming back: HubSpot bounced the login, it never refused it.
             return LoginFailure("login did not finish: the login screens kept coming back", tuple(captures),
                                 Outcome.ERROR)  # fmt: skip
         except PlaywrightError as exc:
             return LoginFailure(redact(f"login failed: {exc.message.splitlines()[0]}"), tuple(captures), Outcome.ERROR)
         finally:
-            await context.close()
+            if not handed_over:
+                await context.close()
