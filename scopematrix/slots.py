@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator, Callable
 # Lower goes first, the longest chain of walks first (list scheduling on the critical path):
 # - a cell the baseline expects to be refused whose scope set needs a precondition install (the install, the
 #   cell, then a diagnosis that replays the install in its namespace);
+# - a walk of the diagnosis of a cell with a precondition (replays, then probes in their namespaces);
 # - another cell the baseline expects to be refused (the cell, then its diagnosis);
-# - a probe of a diagnosis under way;
+# - a walk of another diagnosis under way;
 # - any other cell.
 # The expectation orders the work, it decides nothing.
-CELL_CHAIN_FIRST, CELL_FIRST, PROBE, CELL = 0, 1, 2, 3
+CELL_CHAIN_FIRST, PROBE_CHAIN, CELL_FIRST, PROBE, CELL = 0, 1, 2, 3, 4
 
 # How a user's walks rank for a freed slot (lower first): see PagePool.rank.
 Rank = Callable[[str], tuple[int, int]]

@@ -71,11 +71,12 @@ def test_the_timeline_idle_fraction_counts_the_slots_no_cell_or_probe_used():
 
 
 def test_slots_serve_the_longest_chain_of_work_first():
-    """A refused cell with a precondition (install, cell, diagnosis), then another expected refusal, then a
-    probe of a diagnosis under way, then any other cell; the same priority in the order asked."""
+    """A refused cell with a precondition (install, cell, diagnosis), then a walk of such a cell's diagnosis,
+    then another expected refusal, then a walk of another diagnosis, then any other cell; the same priority in
+    the order asked."""
     import asyncio
 
-    from scopematrix.slots import CELL, CELL_CHAIN_FIRST, CELL_FIRST, PROBE, Slots
+    from scopematrix.slots import CELL, CELL_CHAIN_FIRST, CELL_FIRST, PROBE, PROBE_CHAIN, Slots
 
     async def scenario() -> list[str]:
         slots, order = Slots(1), []
@@ -88,12 +89,12 @@ def test_slots_serve_the_longest_chain_of_work_first():
         holder = asyncio.create_task(job("holder", CELL))
         await asyncio.sleep(0)
         queued = [("cell", CELL), ("probe", PROBE), ("first", CELL_FIRST), ("chain", CELL_CHAIN_FIRST),
-                  ("probe2", PROBE), ("chain2", CELL_CHAIN_FIRST)]  # fmt: skip
+                  ("probe2", PROBE), ("replay", PROBE_CHAIN), ("chain2", CELL_CHAIN_FIRST)]  # fmt: skip
         tasks = [asyncio.create_task(job(n, p)) for n, p in queued]
         await asyncio.gather(holder, *tasks)
         return order
 
-    assert asyncio.run(scenario()) == ["holder", "chain", "chain2", "first", "probe", "probe2", "cell"]
+    assert asyncio.run(scenario()) == ["holder", "chain", "chain2", "replay", "first", "probe", "probe2", "cell"]
 
 
 def test_a_freed_slot_goes_to_a_user_with_a_page_to_spare_within_its_priority():

@@ -393,6 +393,42 @@ def test_an_account_screen_is_searched_from_the_scopes_alone(tmp_path, scenario)
     ]
 
 
+def test_a_precondition_cells_diagnosis_walks_first_and_replays_your_app_while_the_probe_app_searches(
+    tmp_path, scenario
+):
+    """The longest chain of a run: a refused cell whose scope set needs another user's install first. Its
+    diagnosis's walks take the chain's slot priority, and your app's replay of the install (which the check
+    with your app needs) is made while the probe app searches, not after."""
+    from scopematrix import slots as slot_module
+
+    (cell,) = pick("restricted@marketing-pro/crm-after-super-admin")
+    app = create_app(scenario, SimOptions(test_support=True))
+    asked = AuthorizeRequests(app)
+    priorities: list[int] = []
+    original = slot_module.Slots.slot
+
+    def recording(self, priority=slot_module.CELL, user=""):
+        priorities.append(priority)
+        return original(self, priority, user)
+
+    slot_module.Slots.slot = recording  # type: ignore[method-assign]
+    try:
+        (result,), _, _ = run_cells(scenario, [cell], tmp_path, app=app)
+    finally:
+        slot_module.Slots.slot = original  # type: ignore[method-assign]
+    d = result.diagnosis
+    assert result.outcome is Outcome.DENIED_PERMISSIONS and d is not None and d.probes >= 3, d
+    assert priorities[0] == slot_module.CELL_CHAIN_FIRST
+    assert set(priorities[1:]) == {slot_module.PROBE_CHAIN}  # every walk of its diagnosis
+    probe = MATRIX.spec.probe_app
+    assert probe is not None
+    yours, full = MATRIX.app_of(cell.scope_set).client_id, frozenset(cell.scope_set.scopes)
+    installs_of_yours = [i for i, (c, s) in enumerate(asked.asked) if c == yours and s == full]
+    probes = [i for i, (c, s) in enumerate(asked.asked) if c == probe.client_id and s != full]
+    # the cell's own precondition, the cell, then the replay in the diagnosis's namespace: before any probe
+    assert len(installs_of_yours) >= 3 and probes and installs_of_yours[2] < probes[0], asked.asked
+
+
 def test_the_page_pool_ranks_a_user_by_a_page_to_spare_then_by_pages_open(tmp_path, scenario):
     """What the slots' preference reads: a user with an idle page ranks first (reused, not opened), then the
     user with the fewest pages open; a page closed or dropped no longer counts."""

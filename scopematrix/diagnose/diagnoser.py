@@ -8,14 +8,14 @@ import secrets
 from collections.abc import Sequence
 
 from scopematrix.diagnose.confirm import confirm
-from scopematrix.diagnose.probes import Inconclusive, ProbeCache, ProbePlan, Replays, Walks
+from scopematrix.diagnose.probes import PRIORITY, Inconclusive, ProbeCache, ProbePlan, Replays, Walks
 from scopematrix.diagnose.remedies import Remedies
 from scopematrix.diagnose.search import binary_splitting, ddmin, one_at_a_time
 from scopematrix.flow import Harness
 from scopematrix.matrix import Cell
 from scopematrix.model import CellResult, Diagnosis, Outcome, Remedy, ScopeFinding
 from scopematrix.rules.catalog import CATALOG, MARKETPLACE, products_needed
-from scopematrix.slots import Slots
+from scopematrix.slots import PROBE, PROBE_CHAIN, Slots
 from scopematrix.timeline import Timeline
 
 # Up to this many candidate scopes, each is probed alone and all at once: n probes are within the group-testing
@@ -43,6 +43,14 @@ class Diagnoser:
         """Search with the probe app where one is configured (any subset is a valid URL there), then confirm
         its answer with your app: a set only the probe app showed, and your app contradicts, is never named;
         the search is then made with your app's own valid URLs."""
+        # A cell with a precondition heads the longest chain of walks (replays, then probes): its walks first.
+        token = PRIORITY.set(PROBE_CHAIN if cell.scope_set.installed_by else PROBE)
+        try:
+            return await self._diagnose(cell, result)
+        finally:
+            PRIORITY.reset(token)
+
+    async def _diagnose(self, cell: Cell, result: CellResult) -> Diagnosis:
         matrix = self.harness.matrix
         app = matrix.app_of(cell.scope_set)
         own = ProbePlan.for_cell(cell, app.scopes, app.id, None)
@@ -50,7 +58,18 @@ class Diagnoser:
         if matrix.spec.probe_app is None:
             return (await self._search(cell, result, own, tally))[0]
         plan = ProbePlan.for_cell(cell, app.scopes, app.id, matrix.spec.probe_app)
-        diagnosis, account_only = await self._search(cell, result, plan, tally)
+        # Your app's replay of the precondition, made while the probe app searches: the check with your app
+        # and the optional-scope remedy both need it (made once, awaited where it is needed).
+        prefetch = (
+            asyncio.ensure_future(self.replays.real_app(cell, self.world(cell, app.id)))
+            if app.scopes is not None and cell.scope_set.installed_by
+            else None
+        )
+        try:
+            diagnosis, account_only = await self._search(cell, result, plan, tally)
+        finally:
+            if prefetch is not None:
+                await asyncio.gather(prefetch, return_exceptions=True)  # (a failed one is made again if needed)
         if app.scopes is None:
             return diagnosis  # your app's settings are unknown: no valid URL of it to confirm with
         said = await confirm(self.probes, self.replays, cell, (diagnosis, account_only), (own, app.scopes),

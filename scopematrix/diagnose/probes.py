@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 from scopematrix.flow import Harness, Walk, WalkPlan
@@ -26,9 +27,14 @@ class Inconclusive(Exception):
         )
 
 
+# The slot priority of the diagnosis under way in this task (and the tasks it starts): see Walks.
+PRIORITY: ContextVar[int] = ContextVar("scopematrix_probe_priority", default=PROBE)
+
+
 class Walks:
     """The diagnosis's walks, each in a slot of the run's (`slots`: the engine's concurrency bound): a cell's
-    slot is free while its diagnosis waits, and probes of several denied cells fill the free slots."""
+    slot is free while its diagnosis waits, and probes of several denied cells fill the free slots. A walk
+    takes the priority of the diagnosis that asked for it first (PRIORITY, set by the diagnoser)."""
 
     def __init__(self, harness: Harness, slots: Slots | None = None, timeline: Timeline | None = None) -> None:
         self.harness = harness
@@ -38,7 +44,7 @@ class Walks:
     async def walk(self, plan: WalkPlan) -> Walk:
         plan = replace(plan, outcome_only=True)  # a diagnosis keeps outcomes only
         async with (
-            self.slots.slot(PROBE, plan.user_id),
+            self.slots.slot(PRIORITY.get(), plan.user_id),
             self.timeline.span("probe", f"{plan.user_id}@{plan.hub_id}: {' '.join(plan.scopes)}"),
         ):
             return await self.harness.walk(plan)
