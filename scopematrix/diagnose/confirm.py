@@ -15,7 +15,6 @@ async def confirm(
     cell: Cell,
     found: tuple[Diagnosis, bool],
     own: tuple[ProbePlan, AppScopes],
-    ns: str,
     tally: list[int],
 ) -> str | None:
     """None when your app agrees with the probe app (or no valid URL of your app could tell); else why the
@@ -31,7 +30,7 @@ async def confirm(
         optional = list(cell.scope_set.optional)
         if not settings.allows(keep, optional):
             return None  # your app requires one of them: no valid URL of it leaves them out
-        await replays.ensure(cell, plan, ns)
+        ns = await replays.ensure(cell, plan)
         out = await probes.outcome(user, hub, keep, optional, ns, tally, plan.app)
         if account_only and out.installs:
             return f"the probe app could install nothing for {user} here, but your app installs without {{{named}}}"
@@ -42,7 +41,7 @@ async def confirm(
     if diagnosis.attribution == "installer":
         # Your app's smallest valid URL: its required scopes (`plan.fixed`), no optional ones; the same for every
         # scope set of the app, so one answer serves them all.
-        await replays.ensure(cell, plan, ns)
+        ns = await replays.ensure(cell, plan)
         out = await probes.outcome(user, hub, plan.fixed, (), ns, tally, plan.app)
         if out.installs:
             return (

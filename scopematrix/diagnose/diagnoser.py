@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import secrets
 from collections.abc import Sequence
 
 from scopematrix.diagnose.confirm import confirm
@@ -36,8 +35,7 @@ class Diagnoser:
         walks = Walks(harness, slots, timeline)
         self.probes = probes or ProbeCache(harness, walks)
         self.replays = Replays(harness, walks)
-        self.tag = secrets.token_hex(4)  # under xdist each worker's diagnoses replay in namespaces of their own
-        self.remedies = Remedies(harness, self.probes, self.replays, verify_installs, self.tag)
+        self.remedies = Remedies(harness, self.probes, self.replays, verify_installs)
 
     async def diagnose(self, cell: Cell, result: CellResult) -> Diagnosis:
         """Search with the probe app where one is configured (any subset is a valid URL there), then confirm
@@ -61,7 +59,7 @@ class Diagnoser:
         # Your app's replay of the precondition, made while the probe app searches: the check with your app
         # and the optional-scope remedy both need it (made once, awaited where it is needed).
         prefetch = (
-            asyncio.ensure_future(self.replays.real_app(cell, self.world(cell, app.id)))
+            asyncio.ensure_future(self.replays.real_app(cell))
             if app.scopes is not None and cell.scope_set.installed_by
             else None
         )
@@ -72,29 +70,20 @@ class Diagnoser:
                 await asyncio.gather(prefetch, return_exceptions=True)  # (a failed one is made again if needed)
         if app.scopes is None:
             return diagnosis  # your app's settings are unknown: no valid URL of it to confirm with
-        said = await confirm(self.probes, self.replays, cell, (diagnosis, account_only), (own, app.scopes),
-                             self.world(cell, app.id), tally)  # fmt: skip
+        said = await confirm(self.probes, self.replays, cell, (diagnosis, account_only), (own, app.scopes), tally)
         if said is None:
             return diagnosis
         fallback, _ = await self._search(cell, result, own, tally)
         return dataclasses.replace(fallback, summary=f"{fallback.summary} ({said})", probes=tally[0])
-
-    def world(self, cell: Cell, app: str) -> str:
-        """The namespace where `app`'s probes of this cell run: none without a precondition; with one, a namespace
-        per account, scope set and probing app, with the precondition made again there with that app. One app's
-        install per namespace: what a probe sees never depends on how far another diagnosis has got. Probes never
-        install, so the diagnoses of one account and scope set share it, and each other's answers."""
-        if not cell.scope_set.installed_by:
-            return ""
-        return self.harness.namespace("diag", self.tag, cell.account.id, cell.scope_set.id, app)
 
     async def _search(
         self, cell: Cell, result: CellResult, plan: ProbePlan, tally: list[int]
     ) -> tuple[Diagnosis, bool]:
         """The diagnosis, and whether its scopes are the ones that bring the account screen back to a user who
         can't install at all (then, without them, HubSpot still refuses the user)."""
-        user, hub, ns = cell.user.id, cell.account.hub_id, self.world(cell, plan.app)
-        await self.replays.ensure(cell, plan, ns)
+        # Probes never install: the diagnoses of one account and scope set share the namespace (the precondition
+        # made with the probing app) and each other's answers.
+        user, hub, ns = cell.user.id, cell.account.hub_id, await self.replays.ensure(cell, plan)
 
         async def probe(extra: Sequence[str]) -> Outcome:
             scopes = [*plan.fixed, *extra]
@@ -194,9 +183,8 @@ class Diagnoser:
         if not missing:
             missing = sorted({p for f in findings if f.level == "user" for p in CATALOG[f.scope].permissions})
         account_scopes = [f.scope for f in findings if f.level == "account"]
-        yours = self.world(cell, self.harness.matrix.app_of(cell.scope_set).id)  # (the optional remedy probes your app)
         optional, *past_tier = await asyncio.gather(
-            self.remedies.optional(cell, culprits, yours, tally),
+            self.remedies.optional(cell, culprits, tally),
             *([self.remedies.past_tier(cell, account_scopes, plan, ns, tally)] if account_scopes else []),
         )
         remedies = [optional]

@@ -146,48 +146,34 @@ class ProbePlan:
 
 
 class Replays:
-    """Installs that the diagnoses' probes need made first, each once per namespace: the cell's precondition
-    (its installed_by user's install) made again with the probing app inside that app's diagnosis namespace, so
-    that the probes see what the cell saw; a super admin's first install that several users' remedies share.
-    Diagnoses that need the same install await the same walk; one that failed is made again."""
+    """The installs a diagnosis's probes need made first: the cell's precondition (its installed_by user's
+    install), with the probing app, which the probes then look at; a super admin's first install for a remedy.
+    Each is the run's shared install of the same thing (SharedInstalls): made once, whoever asks first (a cell's
+    precondition included), in a namespace where nothing else is installed. Its walk takes a slot here."""
 
     def __init__(self, harness: Harness, walks: Walks | None = None) -> None:
         self.harness = harness
         self.walks = walks or Walks(harness)
-        self._done: dict[WalkPlan, asyncio.Future[Walk]] = {}
 
-    async def ensure(self, cell: Cell, plan: ProbePlan, ns: str) -> None:
+    async def ensure(self, cell: Cell, plan: ProbePlan) -> str:
+        """The namespace where `plan`'s probes of this cell run: none without a precondition; with one, where
+        the precondition is made with the probing app (with the probe app: every scope a probe may ask for)."""
         installer = cell.scope_set.installed_by
-        if not ns or not installer:
-            return
-        replay = WalkPlan.for_cell(cell, installer, namespace=ns, approve=True, app=plan.app, exchange=False)
+        if not installer:
+            return ""
+        replay = WalkPlan.for_cell(cell, installer, approve=True, app=plan.app, exchange=False)
         if plan.probe_app:
             hub = cell.account.hub_id
-            replay = WalkPlan(installer, hub, (*plan.fixed, *plan.droppable), (), ns, approve=True, app=plan.app,
+            replay = WalkPlan(installer, hub, (*plan.fixed, *plan.droppable), (), approve=True, app=plan.app,
                               exchange=False)  # fmt: skip
-        await self.made(replay)
+        ns, _ = await self.made(replay)
+        return ns
 
-    async def made(self, install: WalkPlan, tally: list[int] | None = None) -> Walk:
-        """The install's walk, made once (its namespace is in the plan); counted in `tally` by whoever makes it."""
-        if install not in self._done:
-            self._done[install] = asyncio.ensure_future(self.walks.walk(install))
-            if tally is not None:
-                tally[0] += 1
-        task = self._done[install]
-        try:
-            walk = await asyncio.shield(task)
-        except Exception:
-            self._forget(install, task)  # a replay that raised is made afresh by the next diagnosis, not re-raised
-            raise
-        if walk.outcome.infrastructure:
-            self._forget(install, task)  # the next diagnosis that needs it makes it afresh
-        return walk
+    async def made(self, install: WalkPlan, tally: list[int] | None = None) -> tuple[str, Walk]:
+        """The install's namespace and walk, made once; counted in `tally` by whoever makes it."""
+        return await self.harness.installs.made(install, self.walks.walk, tally)
 
-    def _forget(self, key: WalkPlan, task: asyncio.Future[Walk]) -> None:
-        if self._done.get(key) is task:
-            del self._done[key]
-
-    async def real_app(self, cell: Cell, ns: str) -> None:
-        """The precondition with the cell's own app (for the probes that use it)."""
+    async def real_app(self, cell: Cell) -> str:
+        """The precondition with the cell's own app (for the probes that use it): its namespace."""
         app = self.harness.matrix.app_of(cell.scope_set)
-        await self.ensure(cell, ProbePlan.for_cell(cell, app.scopes, app.id, None), ns)
+        return await self.ensure(cell, ProbePlan.for_cell(cell, app.scopes, app.id, None))

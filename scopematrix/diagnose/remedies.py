@@ -10,9 +10,8 @@ from scopematrix.model import Remedy
 
 
 class Remedies:
-    def __init__(self, harness: Harness, probes: ProbeCache, replays: Replays, verify_installs: bool, tag: str) -> None:
+    def __init__(self, harness: Harness, probes: ProbeCache, replays: Replays, verify_installs: bool) -> None:
         self.harness = harness
-        self.tag = tag  # (the diagnoser's: under xdist each worker's remedies install in namespaces of their own)
         self.probes = probes
         self.replays = replays
         # Remedies that install (a super admin's first install) run only where that is harmless.
@@ -42,10 +41,9 @@ class Remedies:
                           "products.", True, out)  # fmt: skip
         return Remedy("super_admin_past_tier", f"{sa} (super admin) is refused too ({out.value}).", False, out)
 
-    async def optional(self, cell: Cell, culprits: list[str], ns: str, tally: list[int]) -> Remedy:
+    async def optional(self, cell: Cell, culprits: list[str], tally: list[int]) -> Remedy:
         """Move the culprits to optional_scope: probed only where the app's settings allow that URL."""
         app = self.harness.matrix.app_of(cell.scope_set)
-        await self.replays.real_app(cell, ns)
         keep = [s for s in cell.scope_set.scopes if s not in culprits]
         optional = [*cell.scope_set.optional, *culprits]
         moved = ", ".join(culprits)
@@ -58,6 +56,7 @@ class Remedies:
                 None,
                 missing_scopes=tuple(culprits),
             )
+        ns = await self.replays.real_app(cell)  # (your app's probe sees what the cell saw)
         out = await self.probes.outcome(cell.user.id, cell.account.hub_id, keep, optional, ns, tally, app.id)
         if out.installs:
             return Remedy(
@@ -76,15 +75,13 @@ class Remedies:
             return Remedy(
                 "super_admin_first", f"Have {super_admin} install first (not probed: it would install).", None
             )
-        # The super admin's install is the same for every user refused this scope set in this account: made
-        # once, in a namespace of its own, where each user's probe (which never installs) looks at consent.
-        ns = self.harness.namespace("remedy-super-admin", self.tag, cell.account.id, cell.scope_set.id, super_admin)
+        # The super admin's install is the same for every user refused this scope set in this account (and the
+        # very precondition of a scope set installed_by the super admin): made once, in a namespace of its own,
+        # where each user's probe (which never installs) looks at consent.
         hub, scopes, optional = cell.account.hub_id, tuple(cell.scope_set.scopes), tuple(cell.scope_set.optional)
         app = cell.scope_set.app or ""
-        made = [0]  # 1 where this diagnosis made the install, 0 where it waited for another's
-        first = await self.replays.made(
-            WalkPlan.for_cell(cell, super_admin, namespace=ns, approve=True, exchange=False), made
-        )
+        made = [0]  # 1 where this diagnosis made the install, 0 where it waited for another's (or a cell's)
+        ns, first = await self.replays.made(WalkPlan.for_cell(cell, super_admin, approve=True, exchange=False), made)
         self.probes.count += made[0]
         tally[0] += made[0]
         if not first.outcome.installs:

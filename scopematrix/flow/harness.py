@@ -66,7 +66,7 @@ class Harness:
         self.walker = Walker(target, options, self.sessions, evidence, self.tokens)
         self.namespaces = Namespaces(target, run_id, self.tokens.http)
         # Under xdist each worker's harness installs for its own cells.
-        self.installs = SharedInstalls(self.namespaces, self.walker.walk, secrets.token_hex(4))
+        self.installs = SharedInstalls(self.namespaces, self.walker.walk, secrets.token_hex(4), target.main_app)
         self.cells = CellRunner(
             self.walker, self.sessions, self.installs, self.namespaces, options, run_dir, self.redact, matrix
         )
@@ -86,10 +86,6 @@ class Harness:
 
     async def walk(self, plan: WalkPlan) -> Walk:
         return await self.walker.walk(plan)
-
-    def namespace(self, *parts: str) -> str:
-        """A namespace that the diagnoses share until the harness closes."""
-        return self.namespaces.shared(*parts)
 
     async def run_cell(self, cell: Cell, expected: Outcome | None = None, reason: str = "") -> CellResult:
         return await self.cells.run(cell, expected, reason)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -98,40 +99,54 @@ class Namespaces:
                 pass
 
 
-Key = tuple[str, str]  # account, scope set
-
-
 class SharedInstalls:
-    """A scope set's install by its installer, once per account and scope set. The cells that follow it only
-    look at consent, which changes nothing, so they share it (as on HubSpot, where the app stays installed).
-    One that failed for infrastructure is made afresh by the next attempt."""
+    """Installs that walks share, each made once per run for what it installs (installer, account, app, scopes
+    and optional scopes), in a namespace of its own where nothing else is ever installed: a scope set's
+    precondition, which the cells that follow it only look at (as on HubSpot, where the app stays installed);
+    the same install made again for a diagnosis's probes, or as a super admin's first install for a remedy,
+    is that one. One that failed for infrastructure is made afresh, in a new namespace, by the next request."""
 
-    def __init__(self, namespaces: Namespaces, walk: Callable[[WalkPlan], Awaitable[Walk]], tag: str) -> None:
+    def __init__(
+        self, namespaces: Namespaces, walk: Callable[[WalkPlan], Awaitable[Walk]], tag: str, main_app: str
+    ) -> None:
         self.namespaces = namespaces
         self.walk = walk
         self.tag = tag  # under xdist each worker's harness installs for its own cells
-        self._installs: dict[Key, tuple[str, asyncio.Task[Walk]]] = {}  # key: namespace, install
+        self.main_app = main_app
+        self._installs: dict[WalkPlan, tuple[str, asyncio.Task[Walk]]] = {}  # key: namespace, install
         self._made = 0
 
     async def get(self, cell: Cell) -> tuple[str, Walk]:
-        """The namespace the install is in, and its walk."""
-        key = (cell.account.id, cell.scope_set.id)
+        """The cell's precondition: the namespace its installer's install is in, and that install's walk."""
+        return await self.made(WalkPlan.for_cell(cell, cell.scope_set.installed_by, approve=True, exchange=False))
+
+    async def made(
+        self,
+        install: WalkPlan,
+        walk: Callable[[WalkPlan], Awaitable[Walk]] | None = None,
+        tally: list[int] | None = None,
+    ) -> tuple[str, Walk]:
+        """The namespace `install` (a plan without one) is made in, and its walk: made once, by `walk` (the
+        first caller's: a diagnosis walks in a slot of its own), and counted in the `tally` of whoever makes it."""
+        key = dataclasses.replace(install, namespace=None, app=install.app or self.main_app)
         if key not in self._installs:
-            ns = self.namespaces.shared("install", self.tag, *key, str(self._made))  # (afresh after a failure)
+            ns = self.namespaces.shared("install", self.tag, key.app, str(self._made))  # (afresh after a failure)
             self._made += 1
-            plan = WalkPlan.for_cell(cell, cell.scope_set.installed_by, namespace=ns, approve=True, exchange=False)
-            self._installs[key] = (ns, asyncio.ensure_future(self.walk(plan)))
+            task = asyncio.ensure_future((walk or self.walk)(dataclasses.replace(install, namespace=ns)))
+            self._installs[key] = (ns, task)
+            if tally is not None:
+                tally[0] += 1
         entry = ns, task = self._installs[key]
         try:
-            pre = await asyncio.shield(task)  # (a cell cancelled while waiting leaves the install to the others)
+            made = await asyncio.shield(task)  # (a walk cancelled while waiting leaves the install to the others)
         except Exception:
             self._forget(key, entry)
             raise
-        if pre.outcome.infrastructure:
+        if made.outcome.infrastructure:
             self._forget(key, entry)
-        return ns, pre
+        return ns, made
 
-    def _forget(self, key: Key, entry: tuple[str, asyncio.Task[Walk]]) -> None:
-        """A failed install: the next attempt makes it afresh (unless another cell already has)."""
+    def _forget(self, key: WalkPlan, entry: tuple[str, asyncio.Task[Walk]]) -> None:
+        """A failed install: the next request makes it afresh (unless another already has)."""
         if self._installs.get(key) is entry:
             del self._installs[key]
