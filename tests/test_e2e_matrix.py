@@ -31,6 +31,7 @@ def run_cells(
     approve: bool = False,
     diagnose: bool = True,
     app: SimulatorApp | None = None,
+    concurrency: int = 4,
 ):
     choice = find_browser(headless=True)
     assert choice is not None, "make setup installs a browser"
@@ -43,7 +44,7 @@ def run_cells(
             run_id="t",
             flow=FlowOptions(approve=approve, grace_s=2.0),
             browser=BrowserOptions(choice.executable_path),
-            concurrency=4,
+            concurrency=concurrency,
             diagnose=diagnose,
             sink=ResultSink(run_dir / "results-main.jsonl"),
         )
@@ -432,6 +433,22 @@ def test_a_precondition_cells_diagnosis_walks_first_and_shares_your_apps_install
     else:
         # the cell's own precondition, the cell, then the diagnosis's install (shared): before any probe
         assert len(installs_of_yours) == 3 and installs_of_yours[2] < probes[0], asked.asked
+
+
+def test_a_cells_own_answer_is_never_probed_again(tmp_path, scenario):
+    """restricted's crm-read remedy, "after the super admin installs first", is the very request of restricted's
+    crm-after-super-admin cell, in the same install's namespace: the cell's answer serves, no probe repeats it."""
+    app = create_app(scenario, SimOptions(test_support=True))
+    asked = AuthorizeRequests(app)
+    after, read = pick("restricted@marketing-pro/crm-after-super-admin", "restricted@marketing-pro/crm-read")
+    # One slot: the chain cell (and its look) comes first, so its answer is known before the remedy asks.
+    (after_result, read_result), _, _ = run_cells(scenario, [after, read], tmp_path, app=app, concurrency=1)
+    assert read_result.diagnosis is not None
+    fix = next(r for r in read_result.diagnosis.remedies if r.kind == "super_admin_first")
+    assert fix.outcome is after_result.outcome is Outcome.DENIED_PERMISSIONS, fix
+    crm_sync, full = MATRIX.app_of(read.scope_set).client_id, frozenset(read.scope_set.scopes)
+    # the super admin's install, and each cell's own walk: nothing else asks for the full request
+    assert [s for c, s in asked.asked if c == crm_sync].count(full) == 3, asked.asked
 
 
 def test_the_page_pool_ranks_a_user_by_a_page_to_spare_then_by_pages_open(tmp_path, scenario):

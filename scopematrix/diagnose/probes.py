@@ -71,7 +71,7 @@ class ProbeCache:
         tally: list[int] | None = None,
         app: str = "",
     ) -> Outcome:
-        key = (user, hub_id, app, namespace, frozenset(scopes), frozenset(optional))
+        key = self._key(user, hub_id, app, namespace, scopes, optional)
         tally = tally if tally is not None else [0]
         if key in self._cache:
             return self._cache[key]
@@ -83,6 +83,17 @@ class ProbeCache:
         finally:
             if self._flying.get(key) is not None and self._flying[key].done():
                 del self._flying[key]
+
+    def learn(self, plan: WalkPlan, outcome: Outcome) -> None:
+        """A decision a cell's own walk saw: the answer a probe of the same request in the same namespace gets."""
+        key = self._key(plan.user_id, plan.hub_id, plan.app, plan.namespace or "", plan.scopes, plan.optional)
+        self._cache.setdefault(key, outcome)
+
+    def _key(
+        self, user: str, hub_id: int, app: str, namespace: str, scopes: Sequence[str], optional: Sequence[str]
+    ) -> ProbeKey:
+        app = app or self.harness.target.main_app  # ("" is the main app)
+        return (user, hub_id, app, namespace, frozenset(scopes), frozenset(optional))
 
     async def _answer(self, key: ProbeKey, plan: WalkPlan, tally: list[int]) -> Outcome:
         out = await self._run(plan, tally)

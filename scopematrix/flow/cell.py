@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +38,9 @@ class CellRunner:
         self.options = options
         self.run_dir = run_dir
         self.redact = redact
+        # Told of every look a cell took in its precondition's shared namespace: the same answer a probe of
+        # the same request there would get (the diagnoses' probe cache listens).
+        self.on_look: Callable[[WalkPlan, Outcome], None] = lambda _plan, _outcome: None
 
     async def run(self, cell: Cell, expected: Outcome | None = None, reason: str = "") -> CellResult:
         started = time.monotonic()
@@ -73,6 +77,8 @@ class CellRunner:
                     note = f"precondition: {installer_of(cell)} could not install ({pre.outcome.value}). "
             t1 = time.monotonic()
             walk = await self.walker.walk(plan)
+            if cell.scope_set.installed_by and not plan.approve and (walk.outcome.blocked or walk.outcome.installs):
+                self.on_look(plan, walk.outcome)
             timings["flow_s"] = round(time.monotonic() - t1, 3)
             timings["navigations"] = float(walk.navigations)
             if plan.approve:
