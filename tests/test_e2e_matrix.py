@@ -451,6 +451,27 @@ def test_a_cells_own_answer_is_never_probed_again(tmp_path, scenario):
     assert [s for c, s in asked.asked if c == crm_sync].count(full) == 3, asked.asked
 
 
+def test_the_page_that_logged_in_is_the_users_first_page(tmp_path, scenario, monkeypatch):
+    """A login's page is kept for the user's walks: one user's two cells, one at a time, open no context
+    besides the login's; and the login's count of navigations is not the walks'."""
+    from scopematrix.flow.browsing import Contexts
+
+    opened: list[bool] = []  # (whether each context came signed in: never the state itself, a secret)
+    original = Contexts.new
+
+    async def counting(self, state, video_dir=None):
+        opened.append(state is not None)
+        return await original(self, state, video_dir)
+
+    monkeypatch.setattr(Contexts, "new", counting)
+    cells = pick("super-admin@marketing-pro/crm-read", "super-admin@marketing-pro/seed-app")
+    results, stats, _ = run_cells(scenario, cells, tmp_path, diagnose=False, concurrency=1)
+    assert [r.outcome for r in results] == [Outcome.GRANTED, Outcome.GRANTED]
+    assert stats["logins"] == 1 and opened == [False], opened  # the login's context, and no other
+    assert all(r.timings["navigations"] == 1.0 for r in results)
+    assert sum(r.timings.get("login_navigations", 0.0) for r in results) == 5.0  # email, 303, password, 303, home
+
+
 def test_the_page_pool_ranks_a_user_by_a_page_to_spare_then_by_pages_open(tmp_path, scenario):
     """What the slots' preference reads: a user with an idle page ranks first (reused, not opened), then the
     user with the fewest pages open; a page closed or dropped no longer counts."""
