@@ -213,7 +213,7 @@ class Engine:
             self.harness, verify_installs=self.target.isolation or self.flow.approve, slots=self._sem,
             timeline=self.timeline,
         )  # fmt: skip
-        self.harness.cells.on_look = self._diagnoser.probes.learn  # a cell's answer is never probed again
+        self.harness.cells.on_look = self._diagnoser.probes.look  # a cell's answer is never probed again
         await self.harness.browser()
 
     def submit(self, cells: list[Cell]) -> None:

@@ -435,14 +435,16 @@ def test_a_precondition_cells_diagnosis_walks_first_and_shares_your_apps_install
         assert len(installs_of_yours) == 3 and installs_of_yours[2] < probes[0], asked.asked
 
 
-def test_a_cells_own_answer_is_never_probed_again(tmp_path, scenario):
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_cells_own_answer_is_never_probed_again(tmp_path, scenario, concurrency):
     """restricted's crm-read remedy, "after the super admin installs first", is the very request of restricted's
-    crm-after-super-admin cell, in the same install's namespace: the cell's answer serves, no probe repeats it."""
+    crm-after-super-admin cell, in the same install's namespace: the cell's answer serves, no probe repeats it.
+    One slot: the cell has answered before the remedy asks; four: the remedy may ask while the cell looks,
+    and waits for its answer."""
     app = create_app(scenario, SimOptions(test_support=True))
     asked = AuthorizeRequests(app)
     after, read = pick("restricted@marketing-pro/crm-after-super-admin", "restricted@marketing-pro/crm-read")
-    # One slot: the chain cell (and its look) comes first, so its answer is known before the remedy asks.
-    (after_result, read_result), _, _ = run_cells(scenario, [after, read], tmp_path, app=app, concurrency=1)
+    (after_result, read_result), _, _ = run_cells(scenario, [after, read], tmp_path, app=app, concurrency=concurrency)
     assert read_result.diagnosis is not None
     fix = next(r for r in read_result.diagnosis.remedies if r.kind == "super_admin_first")
     assert fix.outcome is after_result.outcome is Outcome.DENIED_PERMISSIONS, fix

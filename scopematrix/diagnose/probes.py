@@ -4,7 +4,7 @@ What each probe must send (the probing app's settings), and every answer kept fo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
@@ -59,6 +59,7 @@ class ProbeCache:
         self.walks = walks or Walks(harness)
         self._cache: dict[ProbeKey, Outcome] = {}
         self._flying: dict[ProbeKey, asyncio.Future[Outcome]] = {}
+        self._looks: dict[ProbeKey, asyncio.Future[Outcome | None]] = {}  # cells' looks under way
         self.count = 0
 
     async def outcome(
@@ -73,6 +74,8 @@ class ProbeCache:
     ) -> Outcome:
         key = self._key(user, hub_id, app, namespace, scopes, optional)
         tally = tally if tally is not None else [0]
+        if key in self._looks:
+            await asyncio.shield(self._looks[key])  # a cell is asking the same now: its answer, if it gets one
         if key in self._cache:
             return self._cache[key]
         if key not in self._flying:
@@ -84,10 +87,21 @@ class ProbeCache:
             if self._flying.get(key) is not None and self._flying[key].done():
                 del self._flying[key]
 
-    def learn(self, plan: WalkPlan, outcome: Outcome) -> None:
-        """A decision a cell's own walk saw: the answer a probe of the same request in the same namespace gets."""
+    def look(self, plan: WalkPlan) -> Callable[[Outcome | None], None]:
+        """A cell's own walk of `plan` starts: a probe of the same request in the same namespace waits for the
+        decision it sees (the answer that probe would get), and walks itself only if none comes."""
         key = self._key(plan.user_id, plan.hub_id, plan.app, plan.namespace or "", plan.scopes, plan.optional)
-        self._cache.setdefault(key, outcome)
+        seen: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        self._looks.setdefault(key, seen)
+
+        def decided(outcome: Outcome | None) -> None:
+            if outcome is not None:
+                self._cache.setdefault(key, outcome)
+            if self._looks.get(key) is seen:
+                del self._looks[key]
+            seen.set_result(outcome)
+
+        return decided
 
     def _key(
         self, user: str, hub_id: int, app: str, namespace: str, scopes: Sequence[str], optional: Sequence[str]

@@ -38,9 +38,10 @@ class CellRunner:
         self.options = options
         self.run_dir = run_dir
         self.redact = redact
-        # Told of every look a cell took in its precondition's shared namespace: the same answer a probe of
-        # the same request there would get (the diagnoses' probe cache listens).
-        self.on_look: Callable[[WalkPlan, Outcome], None] = lambda _plan, _outcome: None
+        # Told of every look a cell takes in its precondition's shared namespace, as it starts: the same
+        # answer a probe of the same request there would get. It returns what to call with the decision
+        # (None: none came). The diagnoses' probe cache listens.
+        self.on_look: Callable[[WalkPlan], Callable[[Outcome | None], None]] = lambda _plan: lambda _seen: None
 
     async def run(self, cell: Cell, expected: Outcome | None = None, reason: str = "") -> CellResult:
         started = time.monotonic()
@@ -76,9 +77,14 @@ class CellRunner:
                 if not pre.outcome.installs:
                     note = f"precondition: {installer_of(cell)} could not install ({pre.outcome.value}). "
             t1 = time.monotonic()
-            walk = await self.walker.walk(plan)
-            if cell.scope_set.installed_by and not plan.approve and (walk.outcome.blocked or walk.outcome.installs):
-                self.on_look(plan, walk.outcome)
+            seen = self.on_look(plan) if cell.scope_set.installed_by and not plan.approve else None
+            decided: Outcome | None = None
+            try:
+                walk = await self.walker.walk(plan)
+                decided = walk.outcome if walk.outcome.blocked or walk.outcome.installs else None
+            finally:
+                if seen is not None:
+                    seen(decided)
             timings["flow_s"] = round(time.monotonic() - t1, 3)
             timings["navigations"] = float(walk.navigations)
             if plan.approve:
