@@ -77,7 +77,9 @@ class CellRunner:
                 if not pre.outcome.installs:
                     note = f"precondition: {installer_of(cell)} could not install ({pre.outcome.value}). "
             t1 = time.monotonic()
-            seen = self.on_look(plan) if cell.scope_set.installed_by and not plan.approve else None
+            # (A deliberately misconfigured scope set asks with another client or redirect: never a probe's request.)
+            probe_like = not plan.approve and plan.client_id is None and plan.redirect_uri is None
+            seen = self.on_look(plan) if cell.scope_set.installed_by and probe_like else None
             decided: Outcome | None = None
             try:
                 walk = await self.walker.walk(plan)
