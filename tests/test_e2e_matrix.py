@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,23 @@ def run_cells(
         finally:
             engine.stop()
     return results, stats, target
+
+
+@contextlib.contextmanager
+def started_engine(run_dir: Path, scenario: Scenario) -> Iterator[Engine]:
+    """An engine against a fresh simulator, started, with no cell submitted (one context, no diagnosis);
+    stopped at the end unless the test stopped it."""
+    choice = find_browser(headless=True)
+    assert choice is not None
+    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
+        target = sim_target(MATRIX, scenario, server.url, set())
+        engine = Engine(target=target, matrix=MATRIX, run_dir=run_dir, run_id="t", flow=FlowOptions(grace_s=2.0),
+                        browser=BrowserOptions(choice.executable_path), concurrency=1, diagnose=False,
+                        sink=None)  # fmt: skip
+        try:
+            yield engine.start()
+        finally:
+            engine.stop()
 
 
 def pick(*ids: str) -> list[Cell]:
@@ -479,14 +498,7 @@ def test_the_page_pool_ranks_a_user_by_a_page_to_spare_then_by_pages_open(tmp_pa
     user with the fewest pages open; a page closed or dropped no longer counts."""
     import asyncio
 
-    choice = find_browser(headless=True)
-    assert choice is not None
-    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
-        target = sim_target(MATRIX, scenario, server.url, set())
-        engine = Engine(target=target, matrix=MATRIX, run_dir=tmp_path, run_id="t", flow=FlowOptions(grace_s=2.0),
-                        browser=BrowserOptions(choice.executable_path), concurrency=1, diagnose=False,
-                        sink=None)  # fmt: skip
-        engine.start()
+    with started_engine(tmp_path, scenario) as engine:
         assert engine.harness is not None
         pool = engine.harness.sessions.pool
 
@@ -506,10 +518,7 @@ def test_the_page_pool_ranks_a_user_by_a_page_to_spare_then_by_pages_open(tmp_pa
             ranks.append(pool.rank("ann"))
             return ranks
 
-        try:
-            ranks = asyncio.run_coroutine_threadsafe(scenario_(), engine._loop).result(60)
-        finally:
-            engine.stop()
+        ranks = asyncio.run_coroutine_threadsafe(scenario_(), engine._loop).result(60)
     assert ranks == [(1, 0), (1, 2), (0, 2), (1, 1), (1, 0)]
 
 
@@ -518,14 +527,7 @@ def test_a_failed_reset_at_close_still_closes_the_browser(tmp_path, scenario):
     other undone."""
     import asyncio
 
-    choice = find_browser(headless=True)
-    assert choice is not None
-    with SimServer(create_app(scenario, SimOptions(test_support=True))) as server:
-        target = sim_target(MATRIX, scenario, server.url, set())
-        engine = Engine(target=target, matrix=MATRIX, run_dir=tmp_path, run_id="t", flow=FlowOptions(grace_s=2.0),
-                        browser=BrowserOptions(choice.executable_path), concurrency=1, diagnose=False,
-                        sink=None)  # fmt: skip
-        engine.start()
+    with started_engine(tmp_path, scenario) as engine:
         harness = engine.harness
         assert harness is not None
         browser = asyncio.run_coroutine_threadsafe(harness.browser(), engine._loop).result(60)
