@@ -150,3 +150,49 @@ def test_without_a_rank_slots_keep_the_order_asked():
         return order
 
     assert asyncio.run(scenario()) == ["a", "b", "c", "d"]
+
+
+def test_a_cell_in_its_slot_never_waits_for_an_install_that_waits_for_a_slot():
+    """One slot. A diagnosis asks for an install while a cell holds the slot; the cell then needs the same
+    install. The cell makes it in its own slot (the install's walk takes none), the diagnosis, once it has the
+    slot, finds it made: one walk, one namespace, no deadlock."""
+    import asyncio
+
+    from scopematrix.flow.install import Namespaces, SharedInstalls
+    from scopematrix.flow.records import Walk, WalkPlan
+    from scopematrix.model import Outcome
+    from scopematrix.slots import PROBE, Slots
+
+    walked: list[str | None] = []
+
+    async def walk(plan: WalkPlan) -> Walk:
+        walked.append(plan.namespace)
+        await asyncio.sleep(0.01)
+        return Walk(Outcome.GRANTED)
+
+    async def scenario() -> tuple[str, str]:
+        slots = Slots(1)
+        installs = SharedInstalls(Namespaces(None, "t", None), walk, "tag", "main")  # type: ignore[arg-type]
+        install = WalkPlan("super-admin", 1, ("oauth",), approve=True, exchange=False)
+        cell_in_slot, diagnosis_waits = asyncio.Event(), asyncio.Event()
+
+        async def cell() -> str:
+            async with slots.slot():
+                cell_in_slot.set()
+                await diagnosis_waits.wait()  # the diagnosis has asked, and waits for the slot
+                ns, _ = await installs.made(install)
+                return ns
+
+        async def diagnosis() -> str:
+            await cell_in_slot.wait()
+            asking = asyncio.ensure_future(installs.made(install, lambda: slots.slot(PROBE)))
+            await asyncio.sleep(0.01)
+            diagnosis_waits.set()
+            ns, _ = await asking
+            return ns
+
+        cell_ns, diag_ns = await asyncio.wait_for(asyncio.gather(cell(), diagnosis()), timeout=5)
+        return cell_ns, diag_ns
+
+    cell_ns, diag_ns = asyncio.run(scenario())
+    assert cell_ns == diag_ns and walked == [cell_ns]

@@ -4,7 +4,8 @@ What each probe must send (the probing app's settings), and every answer kept fo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
@@ -42,12 +43,17 @@ class Walks:
         self.timeline = timeline or Timeline()
 
     async def walk(self, plan: WalkPlan) -> Walk:
-        plan = replace(plan, outcome_only=True)  # a diagnosis keeps outcomes only
+        async with self.held(plan):
+            return await self.harness.walk(replace(plan, outcome_only=True))  # a diagnosis keeps outcomes only
+
+    @contextlib.asynccontextmanager
+    async def held(self, plan: WalkPlan) -> AsyncIterator[None]:
+        """A slot for one walk of `plan`, and its span on the timeline."""
         async with (
             self.slots.slot(PRIORITY.get(), plan.user_id),
             self.timeline.span("probe", f"{plan.user_id}@{plan.hub_id}: {' '.join(plan.scopes)}"),
         ):
-            return await self.harness.walk(plan)
+            yield
 
 
 class ProbeCache:
@@ -195,8 +201,9 @@ class Replays:
         return ns
 
     async def made(self, install: WalkPlan, tally: list[int] | None = None) -> tuple[str, Walk]:
-        """The install's namespace and walk, made once; counted in `tally` by whoever makes it."""
-        return await self.harness.installs.made(install, self.walks.walk, tally)
+        """The install's namespace and walk, made once; counted in `tally` by whoever makes it. Made here, it
+        is made in a slot taken first (a cell that needs the same install waits for it inside its own slot)."""
+        return await self.harness.installs.made(install, lambda: self.walks.held(install), tally)
 
     async def real_app(self, cell: Cell) -> str:
         """The precondition with the cell's own app (for the probes that use it): its namespace."""

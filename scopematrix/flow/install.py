@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -123,17 +124,25 @@ class SharedInstalls:
     async def made(
         self,
         install: WalkPlan,
-        walk: Callable[[WalkPlan], Awaitable[Walk]] | None = None,
+        slot: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
         tally: list[int] | None = None,
     ) -> tuple[str, Walk]:
-        """The namespace `install` (a plan without one) is made in, and its walk: made once, by `walk` (the
-        first caller's: a diagnosis walks in a slot of its own), and counted in the `tally` of whoever makes it."""
+        """The namespace `install` (a plan without one) is made in, and its walk: made once, and counted in the
+        `tally` of whoever makes it. `slot`: the maker takes it before the install exists and holds it while it
+        is made (a diagnosis's bound); a cell, already in its slot, gives none. The install's own walk never
+        waits for a slot, so a cell that waits for it in its slot can't hold up the slot it needs."""
         key = dataclasses.replace(install, namespace=None, app=install.app or self.main_app)
+        if slot is not None and key not in self._installs:
+            async with slot():
+                if key not in self._installs:  # (else a cell made it while this waited for the slot)
+                    return await self._make(key, install, tally)
+        return await self._make(key, install, tally)
+
+    async def _make(self, key: WalkPlan, install: WalkPlan, tally: list[int] | None) -> tuple[str, Walk]:
         if key not in self._installs:
             ns = self.namespaces.shared("install", self.tag, key.app, str(self._made))  # (afresh after a failure)
             self._made += 1
-            task = asyncio.ensure_future((walk or self.walk)(dataclasses.replace(install, namespace=ns)))
-            self._installs[key] = (ns, task)
+            self._installs[key] = (ns, asyncio.ensure_future(self.walk(dataclasses.replace(install, namespace=ns))))
             if tally is not None:
                 tally[0] += 1
         entry = ns, task = self._installs[key]
