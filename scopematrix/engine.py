@@ -226,6 +226,9 @@ class Engine:
         await self._started()
         assert self.harness is not None and self._sem is not None and self._diagnoser is not None
         expectation = self.matrix.expectation(cell.id)
+        # Pages for the walks, made while the logins below wait on HubSpot: one for each walk that can run at
+        # once, but the first (a login's own page serves it).
+        self.harness.sessions.pool.stock(min(self.concurrency, len(self._futures)) - 1)
         # Log in before taking a cell's slot: a slot held while waiting for a login is a slot wasted.
         for user in dict.fromkeys(u for u in (cell.scope_set.installed_by, cell.user.id) if u):
             first = self.harness.sessions.known(user) is None  # (a login already made is not on the timeline)

@@ -493,6 +493,82 @@ def test_the_page_that_logged_in_is_the_users_first_page(tmp_path, scenario, mon
     assert sum(r.timings.get("login_navigations", 0.0) for r in results) == 5.0  # email, 303, password, 303, home
 
 
+def test_spare_pages_made_while_logging_in_serve_the_first_walks(tmp_path, scenario, monkeypatch):
+    """One user's four cells in four slots: the login's page and three spare pages, made while the login ran,
+    serve the four walks. No context is opened signed in, and the spares carry the login's session (one login:
+    a spare without it would have met the login screen and logged in again)."""
+    import asyncio
+
+    from scopematrix.flow.browsing import Contexts
+    from scopematrix.flow.sessions import PagePool
+    from scopematrix.flow.signin import SignIn
+
+    opened: list[bool] = []  # (whether each context came signed in: never the state itself, a secret)
+    original_new, original_once = Contexts.new, SignIn.once
+    pools: list[PagePool] = []
+    original_stock = PagePool.stock
+
+    async def counting(self, state, video_dir=None):
+        opened.append(state is not None)
+        return await original_new(self, state, video_dir)
+
+    def stocking(self, count):
+        pools.append(self)
+        original_stock(self, count)
+
+    async def after_the_spares(self, user_id, navigations):
+        while not pools or pools[0].spares < 3:  # the login ends once the spares are made, however busy the machine
+            await asyncio.sleep(0.01)
+        return await original_once(self, user_id, navigations)
+
+    monkeypatch.setattr(Contexts, "new", counting)
+    monkeypatch.setattr(PagePool, "stock", stocking)
+    monkeypatch.setattr(SignIn, "once", after_the_spares)
+    cells = pick(
+        *(f"super-admin@marketing-pro/{s}" for s in ("crm-read", "seed-app", "deals-owners", "custom-objects"))
+    )
+    results, stats, _ = run_cells(scenario, cells, tmp_path, diagnose=False, concurrency=4)
+    assert [r.outcome for r in results] == [expected_outcome(scenario, c, MATRIX) for c in cells]
+    assert stats["logins"] == 1
+    assert opened == [False] * 4, opened  # the login's context and three spares, and no other
+    assert pools[0].spares == 0  # every spare went to a walk
+
+
+def test_a_state_that_keeps_storage_never_takes_a_spare(tmp_path, scenario):
+    """A spare is a new context plus the login's cookies: only a state that is its cookies alone may take one
+    (a state with local storage gets a context of its own, made from the whole state)."""
+    import asyncio
+
+    from scopematrix.flow.sessions import cookies_only
+
+    stored = {
+        "cookies": [],
+        "origins": [{"origin": "https://app.hubspot.com", "localStorage": [{"name": "a", "value": "b"}]}],
+    }
+    assert not cookies_only(stored)
+    assert cookies_only({"cookies": [], "origins": []}) and cookies_only({"cookies": []})
+    assert cookies_only({"cookies": [], "origins": [{"origin": "https://app.hubspot.com", "localStorage": []}]})
+    with started_engine(tmp_path, scenario) as engine:
+        assert engine.harness is not None
+        pool = engine.harness.sessions.pool
+
+        async def scenario_() -> list[int]:
+            pool.stock(1)
+            while pool.spares < 1:
+                await asyncio.sleep(0.01)
+            left = [pool.spares]
+            await pool.lease("ann", stored, fresh=False)
+            left.append(pool.spares)  # a context of its own
+            await pool.lease("bob", {"cookies": [], "origins": []}, fresh=True)
+            left.append(pool.spares)  # fresh (a traced walk): never a spare
+            await pool.lease("bob", {"cookies": [], "origins": []}, fresh=False)
+            left.append(pool.spares)
+            return left
+
+        left = asyncio.run_coroutine_threadsafe(scenario_(), engine._loop).result(60)
+    assert left == [1, 1, 1, 0]
+
+
 def test_the_page_pool_ranks_a_user_by_a_page_to_spare_then_by_pages_open(tmp_path, scenario):
     """What the slots' preference reads: a user with an idle page ranks first (reused, not opened), then the
     user with the fewest pages open; a page closed or dropped no longer counts."""

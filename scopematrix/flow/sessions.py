@@ -99,16 +99,57 @@ class LoginLimiter:
 Lease = tuple[BrowserContext, Page]
 
 
+def cookies_only(state: StorageState) -> bool:
+    """Whether a signed-in state is its cookies alone (no origin keeps storage): then a new context plus those
+    cookies is exactly what Playwright makes of `new_context(storage_state=...)`."""
+    origins = state.get("origins") or []
+    return isinstance(origins, list) and all(
+        isinstance(o, dict) and not any(v for k, v in o.items() if k != "origin") for o in origins
+    )
+
+
 class PagePool:
     """Each user's idle signed-in pages. A new page costs a context and a renderer: measured here, a walk in
     a new page took 130-150 ms of CPU, one in a reused page 60-65 ms. Every walk of a user shares its login
-    anyway. `prepare` sets a new page up for walks (the redirect route and the network listeners)."""
+    anyway. `prepare` sets a new page up for walks (the redirect route and the network listeners).
+
+    Spare pages (`stock`) are made while the logins wait on HubSpot, before any user is known: a spare takes
+    a user's login cookies when a walk needs a new page, where a new context would cost 60 ms of CPU then."""
 
     def __init__(self, contexts: Contexts, prepare: Callable[[BrowserContext, Page], Awaitable[None]]) -> None:
         self.contexts = contexts
         self.prepare = prepare
         self._idle: dict[str, list[Lease]] = {}
         self._open: dict[str, set[BrowserContext]] = {}  # each user's pages (one a context), idle or in a walk
+        self._spares: list[Lease] = []  # signed out, prepared, no user's yet
+        self._wanted = 0  # spares asked for so far (stock), made or being made
+        self._made = 0
+        self._stocking: asyncio.Task[None] | None = None
+
+    def stock(self, count: int) -> None:
+        """Make spare pages in the background, one at a time, until `count` have been made in all."""
+        self._wanted = max(self._wanted, count)
+        if self._made < self._wanted and (self._stocking is None or self._stocking.done()):
+            self._stocking = asyncio.ensure_future(self._make_spares())
+
+    async def _make_spares(self) -> None:
+        while self._made < self._wanted:
+            self._made += 1
+            try:
+                context = await self.contexts.new(None)
+            except PlaywrightError:
+                return  # (walks open pages of their own)
+            try:
+                page = await context.new_page()
+                await self.prepare(context, page)
+            except PlaywrightError:
+                await _close_quietly(context)
+                return
+            self._spares.append((context, page))
+
+    @property
+    def spares(self) -> int:
+        return len(self._spares)
 
     def rank(self, user_id: str) -> tuple[int, int]:
         """How the user's next walk ranks for a free slot, lower first: a user with an idle page (reused, not
@@ -120,6 +161,15 @@ class PagePool:
         idle = self._idle.get(user_id)
         if idle and not fresh:
             return idle.pop()
+        if self._spares and not fresh and video_dir is None and cookies_only(state):
+            context, page = self._spares.pop(0)
+            self._open.setdefault(user_id, set()).add(context)
+            try:
+                await context.add_cookies(state.get("cookies") or [])
+            except BaseException:
+                await self._close(user_id, context)
+                raise
+            return context, page
         context = await self.contexts.new(state, video_dir)
         self._open.setdefault(user_id, set()).add(context)
         try:
@@ -153,15 +203,23 @@ class PagePool:
 
     async def _close(self, user_id: str, context: BrowserContext) -> None:
         self._open.get(user_id, set()).discard(context)
-        try:
-            await context.close()
-        except PlaywrightError:
-            pass
+        await _close_quietly(context)
 
     def forget(self) -> None:
-        """Forgets every idle page (their contexts close, or closed, with the browser)."""
+        """Forgets every idle and spare page (their contexts close, or closed, with the browser)."""
+        if self._stocking is not None:
+            self._stocking.cancel()
         self._idle.clear()
         self._open.clear()
+        self._spares.clear()
+        self._made = self._wanted = 0
+
+
+async def _close_quietly(context: BrowserContext) -> None:
+    try:
+        await context.close()
+    except PlaywrightError:
+        pass
 
 
 class Sessions:
