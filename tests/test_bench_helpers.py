@@ -196,3 +196,29 @@ def test_a_cell_in_its_slot_never_waits_for_an_install_that_waits_for_a_slot():
 
     cell_ns, diag_ns = asyncio.run(scenario())
     assert cell_ns == diag_ns and walked == [cell_ns]
+
+
+def test_logins_start_a_spacing_apart_and_never_faster_than_the_rate():
+    """Six logins asked at once start one after another, at least the spacing apart (a lower bound: a busy
+    machine only widens the gaps); a rate per minute that is slower wins over the spacing."""
+    import asyncio
+    import itertools
+    import time
+
+    from scopematrix.flow.sessions import LOGIN_SPACING_S, LoginLimiter
+
+    async def starts(limiter: LoginLimiter, n: int) -> list[float]:
+        out: list[float] = []
+
+        async def login() -> None:
+            await limiter.wait()
+            out.append(time.monotonic())
+
+        await asyncio.gather(*(login() for _ in range(n)))
+        return out
+
+    spaced = asyncio.run(starts(LoginLimiter(None), 6))
+    assert all(b - a >= LOGIN_SPACING_S * 0.99 for a, b in itertools.pairwise(spaced)), spaced
+    assert LoginLimiter(None).interval == LOGIN_SPACING_S > 0
+    assert LoginLimiter(6.0).interval == 10.0  # live HubSpot's politeness: the rate wins
+    assert LoginLimiter(6000.0).interval == LOGIN_SPACING_S  # faster than the spacing: the spacing wins
