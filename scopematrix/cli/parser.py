@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency",
         type=_positive_int,
         default=default_concurrency(),
-        help="browser contexts in flight per worker (default: 4 per core, at most 8)",
+        help="browser contexts in flight per worker (default: 5 per core, at most 10)",
     )
     run.add_argument("--approve", action="store_true", help="click through consent, exchange the code, revoke")
     run.add_argument("--no-diagnose", action="store_true", help="skip diagnosis of blocked cells")
