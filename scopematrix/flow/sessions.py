@@ -133,15 +133,16 @@ class PagePool:
         self._wanted = 0  # spares asked for so far (stock), made or being made
         self._made = 0
         self._stocking: asyncio.Task[None] | None = None
+        self._generation = 0  # one per browser: a spare made for a browser that died is never handed out
 
     def stock(self, count: int) -> None:
         """Make spare pages in the background, one at a time, until `count` have been made in all."""
         self._wanted = max(self._wanted, count)
         if self._made < self._wanted and (self._stocking is None or self._stocking.done()):
-            self._stocking = asyncio.ensure_future(self._make_spares())
+            self._stocking = asyncio.ensure_future(self._make_spares(self._generation))
 
-    async def _make_spares(self) -> None:
-        while self._made < self._wanted:
+    async def _make_spares(self, generation: int) -> None:
+        while generation == self._generation and self._made < self._wanted:
             self._made += 1
             try:
                 context = await self.contexts.new(None)
@@ -151,6 +152,9 @@ class PagePool:
                 page = await context.new_page()
                 await self.prepare(context, page)
             except PlaywrightError:
+                await _close_quietly(context)
+                return
+            if generation != self._generation:  # the browser was replaced meanwhile
                 await _close_quietly(context)
                 return
             self._spares.append((context, page))
@@ -215,8 +219,10 @@ class PagePool:
 
     def forget(self) -> None:
         """Forgets every idle and spare page (their contexts close, or closed, with the browser)."""
-        if self._stocking is not None:
-            self._stocking.cancel()
+        self._generation += 1
+        if self._stocking is not None and self._stocking is not asyncio.current_task():
+            self._stocking.cancel()  # (one that restarted the browser itself stops at its generation check)
+        self._stocking = None
         self._idle.clear()
         self._open.clear()
         self._spares.clear()
