@@ -227,8 +227,10 @@ class Engine:
         assert self.harness is not None and self._sem is not None and self._diagnoser is not None
         expectation = self.matrix.expectation(cell.id)
         # Pages for the walks, made while the logins below wait on HubSpot: one for each walk that can run at
-        # once, but the first (a login's own page serves it).
-        self.harness.sessions.pool.stock(min(self.concurrency, len(self._futures)) - 1)
+        # once, but the first (a login's own page serves it). None where no walk could take one: cells that
+        # each get a context of their own (traced, recorded), and no diagnosis's probes.
+        if self.diagnose or not self.flow.fresh_cells:
+            self.harness.sessions.pool.stock(min(self.concurrency, len(self._futures)) - 1)
         # Log in before taking a cell's slot: a slot held while waiting for a login is a slot wasted.
         for user in dict.fromkeys(u for u in (cell.scope_set.installed_by, cell.user.id) if u):
             first = self.harness.sessions.known(user) is None  # (a login already made is not on the timeline)

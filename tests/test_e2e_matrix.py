@@ -34,6 +34,7 @@ def run_cells(
     diagnose: bool = True,
     app: SimulatorApp | None = None,
     concurrency: int = 4,
+    tracing: str = "off",
 ):
     choice = find_browser(headless=True)
     assert choice is not None, "make setup installs a browser"
@@ -44,7 +45,7 @@ def run_cells(
             matrix=MATRIX,
             run_dir=run_dir,
             run_id="t",
-            flow=FlowOptions(approve=approve, grace_s=2.0),
+            flow=FlowOptions(approve=approve, grace_s=2.0, tracing=tracing),
             browser=BrowserOptions(choice.executable_path),
             concurrency=concurrency,
             diagnose=diagnose,
@@ -534,6 +535,26 @@ def test_spare_pages_made_while_logging_in_serve_the_first_walks(tmp_path, scena
     assert stats["logins"] == 1
     assert opened == [False] * 4, opened  # the login's context and three spares, and no other
     assert pools[0].spares == 0  # every spare went to a walk
+
+
+def test_no_spare_page_is_made_when_every_walk_needs_a_context_of_its_own(tmp_path, scenario, monkeypatch):
+    """Traced cells each get a fresh context, and without diagnosis there is no probe to take a spare: none
+    is made (each would cost a context and a renderer for nothing)."""
+    from scopematrix.flow.browsing import Contexts
+
+    opened: list[bool] = []  # (whether each context came signed in: never the state itself, a secret)
+    original_new = Contexts.new
+
+    async def counting(self, state, video_dir=None):
+        opened.append(state is not None)
+        return await original_new(self, state, video_dir)
+
+    monkeypatch.setattr(Contexts, "new", counting)
+    cells = pick(*(f"super-admin@marketing-pro/{s}" for s in ("crm-read", "seed-app", "deals-owners")))
+    results, stats, _ = run_cells(scenario, cells, tmp_path, diagnose=False, concurrency=3, tracing="on")
+    assert [r.outcome for r in results] == [expected_outcome(scenario, c, MATRIX) for c in cells]
+    assert stats["logins"] == 1
+    assert opened == [False, True, True, True], opened  # the login's context, then one signed-in per cell
 
 
 def test_a_state_that_keeps_storage_never_takes_a_spare(tmp_path, scenario):

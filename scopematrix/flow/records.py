@@ -30,6 +30,11 @@ class FlowOptions:
     # A private folder where the processes of one run share their users' logins (None: this process only).
     shared_logins: Path | None = None
 
+    @property
+    def fresh_cells(self) -> bool:
+        """Whether every cell's walk gets a context of its own (traced or recorded from its first request)."""
+        return self.tracing != "off" or self.video != "off"
+
 
 @dataclass
 class Walk:
