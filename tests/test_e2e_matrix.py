@@ -397,7 +397,8 @@ def test_a_diagnosis_proves_what_it_names_with_the_fewest_probes(tmp_path, scena
 
 def test_an_account_screen_is_searched_from_the_scopes_alone(tmp_path, scenario):
     """A refusal on the account's screen: each scope alone first. One installs, which proves the user can
-    install the app, so the base probe (there to tell an installer who can't) is never sent."""
+    install the app, so the base probe (there to tell an installer who can't) is never sent. The scope your
+    app requires, alone, is a valid URL of your app: it is asked of your app, never of the probe app too."""
     app = create_app(scenario, SimOptions(test_support=True))
     asked = AuthorizeRequests(app)
     (cell,) = pick("super-admin@marketing-pro/custom-objects")
@@ -409,9 +410,12 @@ def test_an_account_screen_is_searched_from_the_scopes_alone(tmp_path, scenario)
     assert d is not None and d.blocking_scopes == tuple(truth.blocking_scopes) == ("crm.objects.custom.read",)
     assert d.attribution == "account" and d.method == "one-at-a-time" and d.search_probes == 2
     by_probe = [scopes for client, scopes in asked.asked if client == probe.client_id]
-    assert sorted(map(sorted, by_probe)) == [
+    assert by_probe == [frozenset({"crm.objects.custom.read", "oauth"})]
+    crm_sync = MATRIX.app_of(cell.scope_set).client_id
+    by_app = [scopes for client, scopes in asked.asked if client == crm_sync]
+    assert sorted(map(sorted, by_app)) == [  # the cell's own request, then the probe without the culprit
+        ["crm.objects.contacts.read", "crm.objects.custom.read", "oauth"],
         ["crm.objects.contacts.read", "oauth"],
-        ["crm.objects.custom.read", "oauth"],
     ]
 
 

@@ -179,8 +179,9 @@ def test_an_account_only_finding_is_checked_with_your_app_under_both_approval_re
     """A user without Marketplace Access, in an account without custom objects: the probe app (never approved
     there) can install nothing, and names the scope that brings the account screen back. Your app was installed
     before, so under per-app approvals it re-installs without that scope: then the probe app's "also lacks an
-    installer right" is not repeated as fact, and your app's own probes name the scope. Under per-account
-    approvals the probe app can install what your app could, and the two agree. Both equal the oracle."""
+    installer right" must not be said: the request without the scope is a valid URL of your app, so it is asked
+    of your app, which re-installs, and nothing needs taking back. Under per-account approvals the probe app can
+    install what your app could, and the two agree. Both equal the oracle."""
     scenario = scenario_with({"approvals": approvals}, tmp_path, **{"marketing-pro": {"installed": INSTALLED}})
     cell = next(c for c in MATRIX.cells() if c.id == "admin-no-marketplace@marketing-pro/custom-objects")
     matrix = variant(users=[cell.user, *(u for u in MATRIX.spec.users if u.super_admin)])
@@ -189,8 +190,5 @@ def test_an_account_only_finding_is_checked_with_your_app_under_both_approval_re
     d = result.diagnosis
     assert not diagnosis_errors(d, truth(scenario, cell, matrix, ["oauth"])), d
     assert d is not None and d.blocking_scopes == ("crm.objects.custom.read",) and d.attribution == "account"
-    if approvals == "per_app":
-        assert "but your app installs without {crm.objects.custom.read}" in d.summary, d.summary
-        assert "also lacks an installer right" not in d.summary  # your app's answer, not the probe app's
-    else:
-        assert "but your app" not in d.summary, d.summary
+    assert "also lacks an installer right" not in d.summary, d.summary  # your app's answer, not the probe app's
+    assert "but your app" not in d.summary, d.summary  # your app was asked first: no probe-app answer to take back

@@ -83,11 +83,11 @@ class Diagnoser:
         can't install at all (then, without them, HubSpot still refuses the user)."""
         # Probes never install: the diagnoses of one account and scope set share the namespace (the precondition
         # made with the probing app) and each other's answers.
-        user, hub, ns = cell.user.id, cell.account.hub_id, await self.replays.ensure(cell, plan)
+        ns = await self.replays.ensure(cell, plan)
 
         async def probe(extra: Sequence[str]) -> Outcome:
             scopes = [*plan.fixed, *extra]
-            out = await self.probes.outcome(user, hub, scopes, plan.optional, ns, tally, plan.app)
+            out = await self._ask(cell, plan, scopes, ns, tally)
             if not (out.blocked or out.installs):
                 raise Inconclusive.probe(scopes, out)
             return out
@@ -242,11 +242,24 @@ class Diagnoser:
         )
         return Diagnosis((), "unknown", (), (), (), probes, "inconclusive", summary, 0, candidates=candidates)
 
+    async def _ask(self, cell: Cell, plan: ProbePlan, scopes: Sequence[str], ns: str, tally: list[int]) -> Outcome:
+        """One probe of `scopes` for the cell's user and account, with `plan`'s app in namespace `ns`. With the
+        probe app, a request that is also an install URL your app's declared settings accept (with the cell's
+        optional scopes) is sent with your app, where the cell's precondition was made with it: your app's
+        answer is the one the diagnosis is about (approvals are per app, open question 13), and the check with
+        your app then asks nothing twice."""
+        user, hub = cell.user.id, cell.account.hub_id
+        app = self.harness.matrix.app_of(cell.scope_set)
+        optional = cell.scope_set.optional
+        if plan.probe_app and app.scopes is not None and app.scopes.allows(scopes, optional):
+            own_ns = await self.replays.real_app(cell)
+            return await self.probes.outcome(user, hub, scopes, optional, own_ns, tally, app.id)
+        return await self.probes.outcome(user, hub, scopes, plan.optional, ns, tally, plan.app)
+
     async def _attribute(self, cell: Cell, scope: str, plan: ProbePlan, ns: str, tally: list[int]) -> ScopeFinding:
         """Whose fault a culprit is, in HubSpot's own words: the screen the user gets for it alone. The
         account screen makes it the account's; the permissions or the approval screen, the user's."""
-        own = await self.probes.outcome(cell.user.id, cell.account.hub_id, [*plan.fixed, scope], plan.optional,
-                                        ns, tally, plan.app)  # fmt: skip
+        own = await self._ask(cell, plan, [*plan.fixed, scope], ns, tally)
         if own is Outcome.DENIED_ACCOUNT:
             return ScopeFinding(scope, "account", products_needed(scope))
         if own in (Outcome.DENIED_PERMISSIONS, Outcome.NEEDS_APPROVAL):
