@@ -113,7 +113,7 @@ class Diagnosis:
     search_probes: int = 0  # probes spent finding blocking_scopes (others: base probe, attribution, fixes)
     # When the probes could not isolate the blocker: the scopes it is among (blocking_scopes stays empty).
     candidates: tuple[str, ...] = ()
-    probe_app: str = ""  # the probe app, where probes used one ("" for only the cell's own app)
+    probe_app: str = ""  # the probe app, where the search used its plan ("" for the cell's own app only)
 
 
 @dataclass(frozen=True)
