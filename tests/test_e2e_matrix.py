@@ -477,12 +477,12 @@ def test_a_cells_own_answer_is_never_probed_again(tmp_path, scenario, concurrenc
     assert [s for c, s in asked.asked if c == crm_sync].count(full) == 3, asked.asked
 
 
-def test_the_page_that_logged_in_is_the_users_first_page(tmp_path, scenario, monkeypatch):
-    """A login's page is kept for the user's walks: one user's two cells, one at a time, open no context
-    besides the login's; and the login's count of navigations is not the walks'."""
+def record_contexts(monkeypatch) -> list[bool]:
+    """Every browser context the run opens, in order: whether it came signed in (never the state itself, a
+    secret)."""
     from scopematrix.flow.browsing import Contexts
 
-    opened: list[bool] = []  # (whether each context came signed in: never the state itself, a secret)
+    opened: list[bool] = []
     original = Contexts.new
 
     async def counting(self, state, video_dir=None):
@@ -490,6 +490,13 @@ def test_the_page_that_logged_in_is_the_users_first_page(tmp_path, scenario, mon
         return await original(self, state, video_dir)
 
     monkeypatch.setattr(Contexts, "new", counting)
+    return opened
+
+
+def test_the_page_that_logged_in_is_the_users_first_page(tmp_path, scenario, monkeypatch):
+    """A login's page is kept for the user's walks: one user's two cells, one at a time, open no context
+    besides the login's; and the login's count of navigations is not the walks'."""
+    opened = record_contexts(monkeypatch)
     cells = pick("super-admin@marketing-pro/crm-read", "super-admin@marketing-pro/seed-app")
     results, stats, _ = run_cells(scenario, cells, tmp_path, diagnose=False, concurrency=1)
     assert [r.outcome for r in results] == [Outcome.GRANTED, Outcome.GRANTED]
@@ -504,18 +511,13 @@ def test_spare_pages_made_while_logging_in_serve_the_first_walks(tmp_path, scena
     a spare without it would have met the login screen and logged in again)."""
     import asyncio
 
-    from scopematrix.flow.browsing import Contexts
     from scopematrix.flow.sessions import PagePool
     from scopematrix.flow.signin import SignIn
 
-    opened: list[bool] = []  # (whether each context came signed in: never the state itself, a secret)
-    original_new, original_once = Contexts.new, SignIn.once
+    opened = record_contexts(monkeypatch)
+    original_once = SignIn.once
     pools: list[PagePool] = []
     original_stock = PagePool.stock
-
-    async def counting(self, state, video_dir=None):
-        opened.append(state is not None)
-        return await original_new(self, state, video_dir)
 
     def stocking(self, count):
         pools.append(self)
@@ -528,7 +530,6 @@ def test_spare_pages_made_while_logging_in_serve_the_first_walks(tmp_path, scena
             await asyncio.sleep(0.01)
         return await original_once(self, user_id, navigations)
 
-    monkeypatch.setattr(Contexts, "new", counting)
     monkeypatch.setattr(PagePool, "stock", stocking)
     monkeypatch.setattr(SignIn, "once", after_the_spares)
     cells = pick(
@@ -544,16 +545,7 @@ def test_spare_pages_made_while_logging_in_serve_the_first_walks(tmp_path, scena
 def test_no_spare_page_is_made_when_every_walk_needs_a_context_of_its_own(tmp_path, scenario, monkeypatch):
     """Traced cells each get a fresh context, and without diagnosis there is no probe to take a spare: none
     is made (each would cost a context and a renderer for nothing)."""
-    from scopematrix.flow.browsing import Contexts
-
-    opened: list[bool] = []  # (whether each context came signed in: never the state itself, a secret)
-    original_new = Contexts.new
-
-    async def counting(self, state, video_dir=None):
-        opened.append(state is not None)
-        return await original_new(self, state, video_dir)
-
-    monkeypatch.setattr(Contexts, "new", counting)
+    opened = record_contexts(monkeypatch)
     cells = pick(*(f"super-admin@marketing-pro/{s}" for s in ("crm-read", "seed-app", "deals-owners")))
     results, stats, _ = run_cells(scenario, cells, tmp_path, diagnose=False, concurrency=3, tracing="on")
     assert [r.outcome for r in results] == [expected_outcome(scenario, c, MATRIX) for c in cells]
