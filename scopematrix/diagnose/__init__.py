@@ -11,8 +11,8 @@ without it installs.
 Group testing (binary splitting, one culprit at a time) assumes a scope blocks on its own; when the probes
 contradict that, delta debugging (ddmin) takes over.
 
-Rooms: probes.py (what a probe sends, and the run's answers), search.py (group testing and ddmin),
-diagnoser.py (one blocked cell: the search, the proof, attribution and remedies).
+Rooms: probes.py (what a probe sends, the run's answers, every probe with your app), search.py (group
+testing and ddmin), diagnoser.py (one blocked cell: the search, the proof, attribution and remedies).
 """
 
 from scopematrix.diagnose.diagnoser import Diagnoser

@@ -4,34 +4,31 @@ installs. Checked only with install URLs your app's declared settings accept."""
 
 from __future__ import annotations
 
-from scopematrix.diagnose.probes import ProbeCache, ProbePlan, Replays
-from scopematrix.matrix import AppScopes, Cell
+from scopematrix.diagnose.probes import YourApp
+from scopematrix.matrix import Cell
 from scopematrix.model import Diagnosis, Outcome
 
 
 async def confirm(
-    probes: ProbeCache,
-    replays: Replays,
+    your_app: YourApp,
     cell: Cell,
     found: tuple[Diagnosis, bool],
-    own: tuple[ProbePlan, AppScopes],
+    required: tuple[str, ...],
     tally: list[int],
 ) -> str | None:
     """None when your app agrees with the probe app (or no valid URL of your app could tell); else why the
     probe app's answer is not to be named. `found`: the probe app's diagnosis, and whether it named the scopes
     that bring the account screen back to a user who can't install at all; your app agrees with that when,
-    without them, HubSpot still refuses the user, but not for the account."""
+    without them, HubSpot still refuses the user, but not for the account. `required`: your app's required
+    scopes."""
     diagnosis, account_only = found
-    plan, settings = own
-    user, hub = cell.user.id, cell.account.hub_id
+    user = cell.user.id
     if diagnosis.blocking_scopes:
         named = ", ".join(diagnosis.blocking_scopes)
         keep = [s for s in cell.scope_set.scopes if s not in diagnosis.blocking_scopes]
-        optional = list(cell.scope_set.optional)
-        if not settings.allows(keep, optional):
+        out = await your_app.outcome(cell, keep, cell.scope_set.optional, tally)
+        if out is None:
             return None  # your app requires one of them: no valid URL of it leaves them out
-        ns = await replays.ensure(cell, plan)
-        out = await probes.outcome(user, hub, keep, optional, ns, tally, plan.app)
         if account_only and out.installs:
             return f"the probe app could install nothing for {user} here, but your app installs without {{{named}}}"
         if out is Outcome.DENIED_ACCOUNT if account_only else out.blocked:
@@ -39,13 +36,12 @@ async def confirm(
             return f"the probe app named {{{named}}}, but your app without {them} still ends in {out.value}"
         return None
     if diagnosis.attribution == "installer":
-        # Your app's smallest valid URL: its required scopes (`plan.fixed`), no optional ones; the same for every
-        # scope set of the app, so one answer serves them all.
-        ns = await replays.ensure(cell, plan)
-        out = await probes.outcome(user, hub, plan.fixed, (), ns, tally, plan.app)
-        if out.installs:
+        # Your app's smallest valid URL: its required scopes, no optional ones; the same for every scope set of
+        # the app, so one answer serves them all.
+        out = await your_app.outcome(cell, required, (), tally)
+        if out is not None and out.installs:
             return (
                 f"the probe app could install nothing for {user} here, but your app installs with "
-                f"{{{', '.join(plan.fixed)}}}: scopes already approved for your app in this account count"
+                f"{{{', '.join(required)}}}: scopes already approved for your app in this account count"
             )
     return None

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from scopematrix.diagnose.confirm import confirm
-from scopematrix.diagnose.probes import PRIORITY, Inconclusive, ProbeCache, ProbePlan, Replays, Walks
+from scopematrix.diagnose.probes import PRIORITY, Inconclusive, ProbeCache, ProbePlan, Replays, Walks, YourApp
 from scopematrix.diagnose.remedies import Remedies
 from scopematrix.diagnose.search import binary_splitting, ddmin, one_at_a_time
 from scopematrix.flow import Harness
@@ -35,7 +35,8 @@ class Diagnoser:
         walks = Walks(harness, slots, timeline)
         self.probes = probes or ProbeCache(harness, walks)
         self.replays = Replays(harness, walks)
-        self.remedies = Remedies(harness, self.probes, self.replays, verify_installs)
+        self.your_app = YourApp(self.probes, self.replays)
+        self.remedies = Remedies(harness, self.probes, self.replays, self.your_app, verify_installs)
 
     async def diagnose(self, cell: Cell, result: CellResult) -> Diagnosis:
         """Search with the probe app where one is configured (any subset is a valid URL there), then confirm
@@ -70,7 +71,7 @@ class Diagnoser:
                 await asyncio.gather(prefetch, return_exceptions=True)  # (a failed one is made again if needed)
         if app.scopes is None:
             return diagnosis  # your app's settings are unknown: no valid URL of it to confirm with
-        said = await confirm(self.probes, self.replays, cell, (diagnosis, account_only), (own, app.scopes), tally)
+        said = await confirm(self.your_app, cell, (diagnosis, account_only), own.fixed, tally)
         if said is None:
             return diagnosis
         fallback, _ = await self._search(cell, result, own, tally)
@@ -248,13 +249,12 @@ class Diagnoser:
         optional scopes) is sent with your app, where the cell's precondition was made with it: your app's
         answer is the one the diagnosis is about (approvals are per app, open question 13), and the check with
         your app then asks nothing twice."""
-        user, hub = cell.user.id, cell.account.hub_id
-        app = self.harness.matrix.app_of(cell.scope_set)
-        optional = cell.scope_set.optional
-        if plan.probe_app and app.scopes is not None and app.scopes.allows(scopes, optional):
-            own_ns = await self.replays.real_app(cell)
-            return await self.probes.outcome(user, hub, scopes, optional, own_ns, tally, app.id)
-        return await self.probes.outcome(user, hub, scopes, plan.optional, ns, tally, plan.app)
+        if plan.probe_app:
+            out = await self.your_app.outcome(cell, scopes, cell.scope_set.optional, tally)
+            if out is not None:
+                return out
+        return await self.probes.outcome(cell.user.id, cell.account.hub_id, scopes, plan.optional, ns, tally,
+                                         plan.app)  # fmt: skip
 
     async def _attribute(self, cell: Cell, scope: str, plan: ProbePlan, ns: str, tally: list[int]) -> ScopeFinding:
         """Whose fault a culprit is, in HubSpot's own words: the screen the user gets for it alone. The

@@ -209,3 +209,24 @@ class Replays:
         """The precondition with the cell's own app (for the probes that use it): its namespace."""
         app = self.harness.matrix.app_of(cell.scope_set)
         return await self.ensure(cell, ProbePlan.for_cell(cell, app.scopes, app.id, None))
+
+
+class YourApp:
+    """Probes with the cell's own app: only install URLs its declared settings accept, in the namespace where
+    the cell's precondition was made with it (what the cell itself saw). Every check with your app asks here,
+    so two checks of the same request are the same probe, asked once."""
+
+    def __init__(self, probes: ProbeCache, replays: Replays) -> None:
+        self.probes = probes
+        self.replays = replays
+
+    async def outcome(
+        self, cell: Cell, scopes: Sequence[str], optional: Sequence[str], tally: list[int]
+    ) -> Outcome | None:
+        """HubSpot's answer to your app's request, or None where your app's settings (unknown, or refusing
+        that URL) leave no valid URL to ask with."""
+        app = self.replays.harness.matrix.app_of(cell.scope_set)
+        if app.scopes is None or not app.scopes.allows(scopes, optional):
+            return None
+        ns = await self.replays.real_app(cell)
+        return await self.probes.outcome(cell.user.id, cell.account.hub_id, scopes, optional, ns, tally, app.id)

@@ -3,17 +3,20 @@ a super admin past the tier."""
 
 from __future__ import annotations
 
-from scopematrix.diagnose.probes import ProbeCache, ProbePlan, Replays
+from scopematrix.diagnose.probes import ProbeCache, ProbePlan, Replays, YourApp
 from scopematrix.flow import Harness, WalkPlan
 from scopematrix.matrix import Cell
 from scopematrix.model import Remedy
 
 
 class Remedies:
-    def __init__(self, harness: Harness, probes: ProbeCache, replays: Replays, verify_installs: bool) -> None:
+    def __init__(
+        self, harness: Harness, probes: ProbeCache, replays: Replays, your_app: YourApp, verify_installs: bool
+    ) -> None:
         self.harness = harness
         self.probes = probes
         self.replays = replays
+        self.your_app = your_app
         # Remedies that install (a super admin's first install) run only where that is harmless.
         self.verify_installs = verify_installs
 
@@ -43,11 +46,11 @@ class Remedies:
 
     async def optional(self, cell: Cell, culprits: list[str], tally: list[int]) -> Remedy:
         """Move the culprits to optional_scope: probed only where the app's settings allow that URL."""
-        app = self.harness.matrix.app_of(cell.scope_set)
         keep = [s for s in cell.scope_set.scopes if s not in culprits]
         optional = [*cell.scope_set.optional, *culprits]
         moved = ", ".join(culprits)
-        if app.scopes is None or not app.scopes.allows(keep, optional):
+        out = await self.your_app.outcome(cell, keep, optional, tally)  # (what the cell saw, without them)
+        if out is None:
             return Remedy(
                 "optional_scope",
                 f"List {moved} as optional in the app's scope settings, then send "
@@ -56,8 +59,6 @@ class Remedies:
                 None,
                 missing_scopes=tuple(culprits),
             )
-        ns = await self.replays.real_app(cell)  # (your app's probe sees what the cell saw)
-        out = await self.probes.outcome(cell.user.id, cell.account.hub_id, keep, optional, ns, tally, app.id)
         if out.installs:
             return Remedy(
                 "optional_scope", f"Move {moved} to optional_scope: installs without them.", True, out, tuple(culprits)
